@@ -1,0 +1,216 @@
+"""``lowres-har`` command line: Lightning's fit/validate/test/predict plus library subcommands.
+
+Training subcommands are a thin :class:`LightningCLI`; ``--config NAME`` with a bare name (no
+``.yaml`` file of that name here) resolves to the shipped recipe ``lowres_har/configs/NAME.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import lowres_har  # noqa: I001  (runs the torchvision guard before lightning is imported)
+from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.cli import LightningCLI
+
+__all__ = ["LowResCLI", "main", "resolve_config", "shipped_configs"]
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+log = logging.getLogger("lowres_har")
+
+
+def shipped_configs() -> list[str]:
+    """Names of the recipes shipped in ``lowres_har/configs``."""
+    folder = resources.files("lowres_har") / "configs"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def resolve_config(value: str) -> str:
+    """Map a bare recipe name (``quickstart``) to its shipped YAML; leave real paths alone.
+
+    Raises:
+        FileNotFoundError: neither a file nor a shipped recipe of that name exists.
+    """
+    if Path(value).is_file():
+        return value
+    name = value[:-5] if value.endswith(".yaml") else value
+    candidate = resources.files("lowres_har") / "configs" / f"{name}.yaml"
+    if "/" not in name and candidate.is_file():
+        return str(candidate)
+    raise FileNotFoundError(
+        f"config {value!r} is neither a file nor a shipped recipe "
+        f"(shipped: {', '.join(shipped_configs())})"
+    )
+
+
+def _resolve_config_args(argv: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    it = iter(argv)
+    for arg in it:
+        if arg in ("--config", "-c"):
+            out += [arg, resolve_config(next(it, ""))]
+        elif arg.startswith("--config="):
+            out.append("--config=" + resolve_config(arg.split("=", 1)[1]))
+        else:
+            out.append(arg)
+    return out
+
+
+def _setup_logging() -> None:
+    logger = logging.getLogger("lowres_har")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[lowres-har] %(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+class LowResCLI(LightningCLI):
+    """LightningCLI with ``--test_after_fit`` and the data module's ``num_classes`` and
+    ``class_names`` linked into the model's arguments."""
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=False,
+            help="after `fit`, test the best checkpoint on the test split and print top-1",
+        )
+        for key in ("num_classes", "class_names"):
+            parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
+
+    def after_fit(self) -> None:
+        if not self.config["fit"].get("test_after_fit"):
+            return
+        callback = self.trainer.checkpoint_callback
+        ckpt = "best" if callback is not None and getattr(callback, "best_model_path", "") else None
+        results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt)
+        if self.trainer.is_global_zero and results:
+            _print_summary(results[0], self.datamodule)
+
+
+def _lightning_cli(argv: list[str]) -> None:
+    LowResCLI(
+        LightningModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        args=argv,
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+    )
+
+
+def _print_summary(metrics: dict[str, float], datamodule: Any) -> None:
+    n = getattr(datamodule, "num_classes", 0)
+    top1 = metrics.get("test/video_top1", metrics.get("test/top1"))
+    if top1 is None:
+        return
+    chance = f" (chance {1 / n:.3f}, {top1 * n:.1f}x chance)" if n else ""
+    print(f"\nTest top-1 accuracy: {top1:.4f}{chance}", flush=True)
+
+
+# --------------------------------------------------------------------------- extra subcommands
+def _cmd_models(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="lowres-har models", description="List registered models.")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'r*'")
+    p.add_argument("--num-classes", type=int, default=None, help="count parameters at this size")
+    args = p.parse_args(argv)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="lowres-har models")
+    for col in ("name", "params (M)", "inputs (C×T×H×W)", "paper"):
+        table.add_column(col)
+    for name in lowres_har.list_models(args.pattern):
+        card = lowres_har.model_card(name)
+        model = lowres_har.create_model(name, num_classes=args.num_classes)
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        inputs = ", ".join(f"{k} {'×'.join(map(str, s.shape()))}" for k, s in card.inputs.items())
+        paper = f"{card.paper.authors.split(',')[0]} et al. {card.paper.year}" if card.paper else ""
+        table.add_row(name, f"{params:.2f}", inputs, paper)
+    Console().print(table)
+    return 0
+
+
+def _cmd_synth(argv: list[str]) -> int:
+    from lowres_har.data.datamodules import default_data_home
+
+    p = argparse.ArgumentParser(
+        prog="lowres-har synth",
+        description="Render the SynthActions dataset (cached: a second run reuses it).",
+    )
+    p.add_argument("--root", type=Path, default=None, help="output folder")
+    p.add_argument("--videos-per-class", type=int, default=60)
+    p.add_argument("--frames", type=int, default=32, help="frames per video")
+    p.add_argument("--size", type=int, default=112, help="frame size in pixels (square)")
+    p.add_argument("--fps", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None, help="render processes (default: all cores)")
+    p.add_argument("--overwrite", action="store_true", help="re-render an existing folder")
+    args = p.parse_args(argv)
+    from lowres_har.data.synth import SYNTH_VERSION, generate_synth_actions
+
+    root = args.root or default_data_home() / "synth_actions" / (
+        f"v{SYNTH_VERSION}_seed{args.seed}_{args.videos_per_class}x{args.frames}f_{args.size}px"
+    )
+    out = generate_synth_actions(
+        root,
+        videos_per_class=args.videos_per_class,
+        num_frames=args.frames,
+        size=args.size,
+        fps=args.fps,
+        seed=args.seed,
+        workers=args.workers,
+        overwrite=args.overwrite,
+    )
+    print(out)
+    return 0
+
+
+EXTRA_COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "models": (_cmd_models, "list registered models with parameters and inputs"),
+    "synth": (_cmd_synth, "render the built-in SynthActions dataset"),
+}
+
+
+def _print_help() -> None:
+    print("usage: lowres-har COMMAND [options]\n")
+    print("Training and evaluation (LightningCLI; `lowres-har fit --help` for every option):")
+    for cmd in LIGHTNING_COMMANDS:
+        print(f"  {cmd:<10} {cmd} a model: lowres-har {cmd} --config quickstart")
+    print("\nLibrary commands:")
+    for cmd, (_, text) in EXTRA_COMMANDS.items():
+        print(f"  {cmd:<10} {text}")
+    print(f"\nShipped configs (--config NAME): {', '.join(shipped_configs())}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lowres-har`` console script and ``python -m lowres_har``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    _setup_logging()
+    if not args or args[0] in ("-h", "--help"):
+        _print_help()
+        return 0
+    if args[0] in ("-V", "--version"):
+        print(f"lowres-har {lowres_har.__version__}")
+        return 0
+    if args[0] in EXTRA_COMMANDS:
+        return EXTRA_COMMANDS[args[0]][0](args[1:])
+    if args[0] not in LIGHTNING_COMMANDS:
+        print(f"lowres-har: unknown command {args[0]!r}\n", file=sys.stderr)
+        _print_help()
+        return 2
+    try:
+        resolved = _resolve_config_args(args)
+    except FileNotFoundError as err:
+        print(f"lowres-har: {err}", file=sys.stderr)
+        return 2
+    _lightning_cli(resolved)
+    return 0

@@ -1,0 +1,244 @@
+"""LightningDataModules. ``VideoDataModule`` holds what every dataset shares; subclasses only
+say where the videos and labels are."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from lowres_har.data.datasets.base import ClipDataset, Label
+from lowres_har.data.views import ClipTransform, parse_views
+from lowres_har.transforms import KINETICS_MEAN, KINETICS_STD
+
+__all__ = ["SynthActionsDataModule", "VideoDataModule", "default_data_home"]
+
+
+def default_data_home() -> Path:
+    """Where datasets lowres-har makes itself are cached: ``$LOWRES_HAR_HOME`` or
+    ``~/.cache/lowres_har``."""
+    return Path(os.environ.get("LOWRES_HAR_HOME", Path.home() / ".cache" / "lowres_har"))
+
+
+class VideoDataModule(L.LightningDataModule):
+    """Shared loaders, sampling and resolution views for every video dataset.
+
+    Subclasses implement :meth:`split_videos` and set ``self.class_names``.
+
+    Args:
+        batch_size: clips per batch (per device).
+        num_workers: DataLoader worker processes.
+        num_frames: frames per clip ``T``.
+        stride: frame step within a clip.
+        sampling: ``"clip"`` or ``"segment"`` (TSN-style, one frame per segment).
+        eval_clips: clips per video at val/test/predict time (merged by ``video_index``).
+        views: ``{name: {size: [H, W], upsample_to: [H, W]}}``; default eLR 12×16 → 32×32 as
+            ``video``.
+        hflip: horizontal flip probability in training.
+        crop_scale: area range of the training random crop; ``null`` disables it.
+        mean: normalisation mean per channel.
+        std: normalisation std per channel.
+        pin_memory: pin host memory for faster GPU transfer.
+        persistent_workers: keep workers alive between epochs.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 16,
+        num_workers: int = 2,
+        num_frames: int = 16,
+        stride: int = 2,
+        sampling: str = "clip",
+        eval_clips: int = 1,
+        views: dict[str, dict[str, Any]] | None = None,
+        hflip: float = 0.5,
+        crop_scale: tuple[float, float] | None = (0.6, 1.0),
+        mean: Sequence[float] = KINETICS_MEAN,
+        std: Sequence[float] = KINETICS_STD,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+    ) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.num_frames = num_frames
+        self.stride = stride
+        self.sampling = sampling
+        self.eval_clips = eval_clips
+        self.views = parse_views(views)
+        self.hflip = hflip
+        self.crop_scale = tuple(crop_scale) if crop_scale else None
+        self.mean = tuple(mean)
+        self.std = tuple(std)
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.class_names: list[str] = []
+        self.datasets: dict[str, ClipDataset] = {}
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (known before ``setup``)."""
+        return len(self.class_names)
+
+    def split_videos(self, split: str) -> list[tuple[str, Label]]:
+        """``(path, label)`` of every video in ``split`` (``train``/``val``/``test``)."""
+        raise NotImplementedError
+
+    def make_dataset(self, split: str) -> ClipDataset:
+        """The :class:`ClipDataset` of a split, with training augmentation for ``train``."""
+        train = split == "train"
+        transform = ClipTransform(
+            self.views,
+            train=train,
+            hflip=self.hflip,
+            crop_scale=self.crop_scale,  # type: ignore[arg-type]
+            mean=self.mean,
+            std=self.std,
+        )
+        return ClipDataset(
+            self.split_videos(split),
+            transform,
+            num_frames=self.num_frames,
+            stride=self.stride,
+            sampling=self.sampling,
+            train=train,
+            clips_per_video=self.eval_clips,
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {
+            "fit": ("train", "val"),
+            "validate": ("val",),
+            "test": ("test",),
+            "predict": ("test",),
+            None: ("train", "val", "test"),
+        }[stage]
+        for split in wanted:
+            if split not in self.datasets:
+                self.datasets[split] = self.make_dataset(split)
+
+    @property
+    def train_dataset(self) -> ClipDataset:
+        return self.datasets["train"]
+
+    @property
+    def val_dataset(self) -> ClipDataset:
+        return self.datasets["val"]
+
+    @property
+    def test_dataset(self) -> ClipDataset:
+        return self.datasets["test"]
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if split not in self.datasets:
+            self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+            drop_last=shuffle and len(self.datasets[split]) > self.batch_size,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+class SynthActionsDataModule(VideoDataModule):
+    """SynthActions: the built-in synthetic low-resolution action dataset (offline, seeded).
+
+    The videos are rendered once by :func:`lowres_har.data.synth.generate_synth_actions` into
+    ``root/<key>`` (``key`` encodes version and parameters, so other settings never collide) and
+    reused afterwards.
+
+    Args:
+        root: cache folder (default ``$LOWRES_HAR_HOME/synth_actions``).
+        videos_per_class: videos rendered per class (split 60/20/20 into train/val/test).
+        video_frames: frames per rendered video.
+        video_size: rendered frame size (square, pixels).
+        seed: rendering seed; the same seed gives identical files.
+        classes: optional subset of class names (relabelled 0..n-1 in the order given).
+        workers: processes used to render (``None``: all cores).
+        **kwargs: :class:`VideoDataModule` arguments.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        videos_per_class: int = 60,
+        video_frames: int = 32,
+        video_size: int = 112,
+        seed: int = 0,
+        classes: list[str] | None = None,
+        workers: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        from lowres_har.data.synth import SYNTH_CLASSES, SYNTH_VERSION
+
+        self.root = Path(root).expanduser() if root else default_data_home() / "synth_actions"
+        self.videos_per_class = videos_per_class
+        self.video_frames = video_frames
+        self.video_size = video_size
+        self.seed = seed
+        self.workers = workers
+        if classes is not None:
+            unknown = [c for c in classes if c not in SYNTH_CLASSES]
+            if unknown or len(set(classes)) != len(classes) or not classes:
+                raise ValueError(
+                    f"classes must be distinct names from {list(SYNTH_CLASSES)}; got {classes}"
+                )
+        self.class_names = list(classes) if classes is not None else list(SYNTH_CLASSES)
+        self.dataset_dir = self.root / (
+            f"v{SYNTH_VERSION}_seed{seed}_{videos_per_class}x{video_frames}f_{video_size}px"
+        )
+
+    def prepare_data(self) -> None:
+        """Render the videos if this configuration is not cached yet."""
+        from lowres_har.data.synth import generate_synth_actions
+
+        generate_synth_actions(
+            self.dataset_dir,
+            videos_per_class=self.videos_per_class,
+            num_frames=self.video_frames,
+            size=self.video_size,
+            seed=self.seed,
+            workers=self.workers,
+        )
+
+    def split_videos(self, split: str) -> list[tuple[str, Label]]:
+        listing = self.dataset_dir / f"{split}.txt"
+        if not listing.is_file():
+            raise FileNotFoundError(
+                f"{listing} not found: call prepare_data() (or `lowres-har synth`) first"
+            )
+        from lowres_har.data.synth import SYNTH_CLASSES
+
+        relabel = {SYNTH_CLASSES.index(c): i for i, c in enumerate(self.class_names)}
+        videos: list[tuple[str, Label]] = []
+        for n, line in enumerate(listing.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rel, label = line.rsplit(maxsplit=1)
+                original = int(label)
+            except ValueError as err:
+                raise ValueError(f"{listing}:{n}: expected '<path> <label>', got {line!r}") from err
+            if original in relabel:
+                videos.append((str(self.dataset_dir / rel), relabel[original]))
+        return videos

@@ -1,0 +1,379 @@
+"""``VideoClassificationTask``: supervised single- or multi-label action recognition."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import Metric, MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MultilabelAveragePrecision,
+    MultilabelF1Score,
+    MultilabelPrecision,
+    MultilabelRecall,
+)
+
+from lowres_har.registry import create_model, model_card
+
+__all__ = ["VideoAggregator", "VideoClassificationTask"]
+
+log = logging.getLogger("lowres_har")
+
+_OPTIMIZERS = ("adam", "adamw", "sgd")
+_SCHEDULERS = ("none", "cosine", "multistep", "exponential")
+_LOSSES = ("ce", "bce")
+
+
+class VideoAggregator(Metric):
+    """Collects clip probabilities and merges the clips of each video (DDP-safe).
+
+    ``update(probs (B, C), target (B,) or (B, C), video_index (B,))``; ``compute()`` returns
+    ``(video_probs (V, C), video_target, video_ids (V,))`` where clips sharing a ``video_index``
+    are reduced by ``mean`` or ``max``. Duplicated clips (DistributedSampler padding) only repeat
+    a clip of the same video, so the reduction is unaffected for ``max`` and nearly so for ``mean``.
+    """
+
+    full_state_update = False
+
+    def __init__(self, reduce: str = "mean") -> None:
+        super().__init__()
+        if reduce not in ("mean", "max"):
+            raise ValueError(f"aggregate must be 'mean' or 'max', got {reduce!r}")
+        self.reduce = reduce
+        self.add_state("probs", default=[], dist_reduce_fx="cat")
+        self.add_state("target", default=[], dist_reduce_fx="cat")
+        self.add_state("index", default=[], dist_reduce_fx="cat")
+
+    def update(self, probs: Tensor, target: Tensor, video_index: Tensor) -> None:  # type: ignore[override]
+        self.probs.append(probs.detach().float())  # type: ignore[attr-defined]
+        self.target.append(target.detach())  # type: ignore[attr-defined]
+        self.index.append(video_index.detach().long())  # type: ignore[attr-defined]
+
+    def compute(self) -> tuple[Tensor, Tensor, Tensor]:  # type: ignore[override]
+        def cat(x: Any) -> Tensor:
+            return torch.cat(x) if isinstance(x, list) else x
+
+        probs, target, index = cat(self.probs), cat(self.target), cat(self.index)
+        ids, inverse = torch.unique(index, return_inverse=True)
+        num = ids.numel()
+        out = probs.new_zeros((num, probs.shape[1]))
+        if self.reduce == "mean":
+            out.index_add_(0, inverse, probs)
+            counts = torch.bincount(inverse, minlength=num).clamp_min(1).unsqueeze(1)
+            out = out / counts
+        else:
+            out = out.index_reduce_(0, inverse, probs, "amax", include_self=False)
+        first = torch.full((num,), probs.shape[0], dtype=torch.long, device=probs.device)
+        positions = torch.arange(probs.shape[0], device=probs.device)
+        first = first.scatter_reduce(0, inverse, positions, "amin")
+        return out, target[first], ids
+
+
+class VideoClassificationTask(L.LightningModule):
+    """Train, evaluate and predict a registered video classifier.
+
+    Batches are dictionaries (see the design guide): the model's ``input_keys`` (e.g. ``video``
+    ``(B, 3, T, H, W)``), ``label`` (``(B,)`` int64, or ``(B, C)`` multi-hot float when
+    ``multilabel``) and, for validation/test, ``video_index`` ``(B,)`` to merge several clips of
+    one video. Logged metrics: ``{stage}/loss``, clip-level ``{stage}/top1``, ``top5`` (more than
+    5 classes), ``mean_class_acc`` and their ``{stage}/video_*`` counterparts; multi-label:
+    ``f1_macro``, ``f1_micro``, ``precision``, ``recall``, ``mAP``.
+
+    Args:
+        model: registered model name (``lowres-har models`` lists them).
+        model_kwargs: architecture options passed to ``create_model``.
+        num_classes: classifier outputs.
+        multilabel: multi-hot labels, sigmoid outputs, BCE loss and multi-label metrics.
+        loss: ``"ce"`` (cross-entropy) or ``"bce"`` (binary cross-entropy; implied by multilabel).
+        label_smoothing: cross-entropy label smoothing.
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``.
+        lr: peak learning rate.
+        weight_decay: L2 (adam, sgd) or decoupled (adamw) weight decay.
+        momentum: SGD momentum (Nesterov is not used).
+        scheduler: ``"none"``, ``"cosine"``, ``"multistep"`` or ``"exponential"``, stepped every
+            batch in units of epochs.
+        min_lr: the floor the schedule never goes below (cosine ends there).
+        warmup_epochs: linear warm-up from ``lr / 100`` to ``lr`` over this many epochs
+            (fractions allowed).
+        milestones: epochs at which ``multistep`` multiplies the lr by ``gamma``.
+        gamma: ``multistep`` factor, or per-epoch ``exponential`` decay factor.
+        weights: checkpoint to start from (a lowres-har ``.ckpt``, a state dict or
+            ``.safetensors``); the classifier is re-initialised when its shape differs and every
+            key not loaded is logged.
+        freeze_backbone: train only the classifier (BatchNorm statistics frozen too).
+        aggregate: how clips of one video are merged at val/test time: ``"mean"`` or ``"max"`` of
+            probabilities.
+        class_names: names for plots and predictions (defaults to ``class_0`` ...).
+        threshold: multi-label decision threshold on sigmoid probabilities.
+    """
+
+    def __init__(
+        self,
+        model: str = "r3d_18",
+        model_kwargs: dict[str, Any] | None = None,
+        num_classes: int = 12,
+        multilabel: bool = False,
+        loss: str = "ce",
+        label_smoothing: float = 0.0,
+        optimizer: str = "adamw",
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        momentum: float = 0.9,
+        scheduler: str = "cosine",
+        min_lr: float = 0.0,
+        warmup_epochs: float = 0.0,
+        milestones: list[int] | None = None,
+        gamma: float = 0.1,
+        weights: str | None = None,
+        freeze_backbone: bool = False,
+        aggregate: str = "mean",
+        class_names: list[str] | None = None,
+        threshold: float = 0.5,
+    ) -> None:
+        super().__init__()
+        for value, allowed, what in (
+            (optimizer, _OPTIMIZERS, "optimizer"),
+            (scheduler, _SCHEDULERS, "scheduler"),
+            (loss, _LOSSES, "loss"),
+            (aggregate, ("mean", "max"), "aggregate"),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{what} must be one of {allowed}, got {value!r}")
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(
+                f"class_names has {len(class_names)} entries but num_classes is {num_classes}"
+            )
+        self.save_hyperparameters()
+        self.card = model_card(model)
+        self.model: nn.Module = create_model(model, num_classes=num_classes, **(model_kwargs or {}))
+        self.input_keys: tuple[str, ...] = tuple(self.model.input_keys)  # type: ignore[arg-type]
+        self.class_names = list(class_names or [f"class_{i}" for i in range(num_classes)])
+        if weights:
+            from lowres_har.weights import load_pretrained
+
+            self.load_report = load_pretrained(self.model, weights, classifier=self.card.classifier)
+        if freeze_backbone:
+            for name, p in self.model.named_parameters():
+                p.requires_grad = self._is_classifier(name)
+        # ModuleDict keys must not shadow nn.Module attributes ("train"), hence the suffixes
+        self.metrics = nn.ModuleDict({"train_clip": self._metrics()})
+        for stage in ("val", "test"):
+            self.metrics[f"{stage}_clip"] = self._metrics()
+            self.metrics[f"{stage}_video"] = self._metrics()
+            self.metrics[f"{stage}_aggregator"] = VideoAggregator(aggregate)
+        if not multilabel:
+            self.confusion = MulticlassConfusionMatrix(num_classes)
+
+    # ----------------------------------------------------------------- helpers
+    def _is_classifier(self, param_name: str) -> bool:
+        return any(
+            param_name == c or param_name.startswith(c + ".") for c in self.card.classifier
+        )
+
+    def _metrics(self) -> MetricCollection:
+        n = self.hparams["num_classes"]
+        if self.hparams["multilabel"]:
+            t = self.hparams["threshold"]
+            return MetricCollection(
+                {
+                    "f1_macro": MultilabelF1Score(n, threshold=t, average="macro"),
+                    "f1_micro": MultilabelF1Score(n, threshold=t, average="micro"),
+                    "precision": MultilabelPrecision(n, threshold=t, average="macro"),
+                    "recall": MultilabelRecall(n, threshold=t, average="macro"),
+                    "mAP": MultilabelAveragePrecision(n, average="macro"),
+                }
+            )
+        metrics: dict[str, Metric] = {
+            "top1": MulticlassAccuracy(n, top_k=1, average="micro"),
+            "mean_class_acc": MulticlassAccuracy(n, top_k=1, average="macro"),
+        }
+        if n > 5:
+            metrics["top5"] = MulticlassAccuracy(n, top_k=5, average="micro")
+        return MetricCollection(metrics)
+
+    def train(self, mode: bool = True) -> VideoClassificationTask:
+        """Set train/eval mode; with ``freeze_backbone`` backbone BatchNorm stays in eval mode."""
+        super().train(mode)
+        if mode and self.hparams.get("freeze_backbone"):
+            for name, module in self.model.named_modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm) and not self._is_classifier(
+                    name
+                ):
+                    module.eval()
+        return self
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        """Logits ``(B, num_classes)`` for the tensors named by ``input_keys``."""
+        return self.model(*inputs)
+
+    def _inputs(self, batch: dict[str, Tensor]) -> list[Tensor]:
+        missing = [k for k in self.input_keys if k not in batch]
+        if missing:
+            raise KeyError(
+                f"model {self.hparams['model']!r} needs batch keys {self.input_keys}, "
+                f"but the batch lacks {missing} (it has {sorted(batch)})"
+            )
+        return [batch[k] for k in self.input_keys]
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        """Sigmoid (multi-label) or softmax probabilities ``(B, C)``."""
+        return logits.sigmoid() if self.hparams["multilabel"] else logits.softmax(dim=1)
+
+    def compute_loss(self, logits: Tensor, label: Tensor) -> Tensor:
+        """The configured loss between logits ``(B, C)`` and labels."""
+        if self.hparams["multilabel"] or self.hparams["loss"] == "bce":
+            target = label.float() if label.ndim == 2 else F.one_hot(label, logits.shape[1]).float()
+            return F.binary_cross_entropy_with_logits(logits, target)
+        return F.cross_entropy(logits, label, label_smoothing=self.hparams["label_smoothing"])
+
+    def _metric_target(self, label: Tensor) -> Tensor:
+        return label.long() if self.hparams["multilabel"] else label
+
+    # ------------------------------------------------------------------- steps
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        logits = self(*self._inputs(batch))
+        loss = self.compute_loss(logits, batch["label"])
+        bs = logits.shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        metrics = self.metrics["train_clip"]
+        metrics(self.probabilities(logits.detach()), self._metric_target(batch["label"]))
+        self.log_dict(
+            {f"train/{k}": m for k, m in metrics.items()},
+            on_step=False,
+            on_epoch=True,
+            batch_size=bs,
+        )
+        return loss
+
+    def _eval_step(self, batch: dict[str, Tensor], stage: str) -> None:
+        logits = self(*self._inputs(batch))
+        label = batch["label"]
+        loss = self.compute_loss(logits, label)
+        probs = self.probabilities(logits)
+        bs = logits.shape[0]
+        self.log(f"{stage}/loss", loss, batch_size=bs, sync_dist=True)
+        metrics = self.metrics[f"{stage}_clip"]
+        metrics.update(probs, self._metric_target(label))
+        if "video_index" in batch:  # without it every clip is its own video: clip metrics only
+            self.metrics[f"{stage}_aggregator"].update(probs, label, batch["video_index"])
+
+    def _eval_epoch_end(self, stage: str) -> dict[str, Tensor]:
+        clip = self.metrics[f"{stage}_clip"]
+        results = {f"{stage}/{k}": v for k, v in clip.compute().items()}
+        clip.reset()
+        aggregator = self.metrics[f"{stage}_aggregator"]
+        if aggregator.update_count == 0:
+            self.log_dict(results, prog_bar=(stage == "val"))
+            return results
+        video_probs, video_target, _ = aggregator.compute()
+        aggregator.reset()
+        video = self.metrics[f"{stage}_video"]
+        video.update(video_probs, self._metric_target(video_target))
+        results.update({f"{stage}/video_{k}": v for k, v in video.compute().items()})
+        video.reset()
+        self.log_dict(results, prog_bar=(stage == "val"))
+        if stage == "test" and not self.hparams["multilabel"]:
+            self._save_test_plots(video_probs, video_target)
+        return results
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """Class probabilities ``(B, num_classes)`` (softmax, or sigmoid when multi-label)."""
+        return self.probabilities(self(*self._inputs(batch)))
+
+    def _save_test_plots(self, probs: Tensor, target: Tensor) -> None:
+        from lowres_har.viz import plot_confusion_matrix, plot_per_class_accuracy
+
+        cm = self.confusion.to(probs.device)
+        cm.reset()
+        cm.update(probs, target)
+        matrix = cm.compute().cpu()
+        cm.reset()
+        if not self.trainer.is_global_zero:
+            return
+        out = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        plot_confusion_matrix(matrix, self.class_names, out / "confusion_matrix.png")
+        plot_per_class_accuracy(matrix, self.class_names, out / "per_class_accuracy.png")
+        log.info("saved confusion_matrix.png and per_class_accuracy.png to %s", out)
+
+    # -------------------------------------------------------------- optimizers
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        params = [p for p in self.parameters() if p.requires_grad]
+        if hp["optimizer"] == "adam":
+            opt: torch.optim.Optimizer = torch.optim.Adam(
+                params, lr=hp["lr"], weight_decay=hp["weight_decay"]
+            )
+        elif hp["optimizer"] == "adamw":
+            opt = torch.optim.AdamW(params, lr=hp["lr"], weight_decay=hp["weight_decay"])
+        else:
+            opt = torch.optim.SGD(
+                params, lr=hp["lr"], momentum=hp["momentum"], weight_decay=hp["weight_decay"]
+            )
+        if hp["scheduler"] == "none" and not hp["warmup_epochs"]:
+            return opt
+        total_steps = max(int(self.trainer.estimated_stepping_batches), 1)
+        max_epochs = self.trainer.max_epochs if self.trainer.max_epochs not in (None, -1) else 1
+        steps_per_epoch = max(total_steps / max(max_epochs, 1), 1.0)
+        factor = lr_factor_fn(
+            scheduler=hp["scheduler"],
+            epochs=float(max_epochs),
+            warmup_epochs=float(hp["warmup_epochs"]),
+            floor=hp["min_lr"] / hp["lr"] if hp["lr"] > 0 else 0.0,
+            milestones=hp["milestones"] or [],
+            gamma=hp["gamma"],
+        )
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: factor(step / steps_per_epoch))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def lr_factor_fn(
+    *,
+    scheduler: str,
+    epochs: float,
+    warmup_epochs: float = 0.0,
+    floor: float = 0.0,
+    milestones: list[int] | None = None,
+    gamma: float = 0.1,
+) -> Any:
+    """Learning-rate multiplier as a function of (fractional) epoch.
+
+    Linear warm-up from 0.01 to 1 over ``warmup_epochs``, then the schedule, never below ``floor``
+    (``min_lr / lr``).
+    """
+    milestones = sorted(milestones or [])
+
+    def factor(epoch: float) -> float:
+        if warmup_epochs > 0 and epoch < warmup_epochs:
+            return 0.01 + 0.99 * epoch / warmup_epochs
+        if scheduler == "cosine":
+            span = max(epochs - warmup_epochs, 1e-8)
+            progress = min(max((epoch - warmup_epochs) / span, 0.0), 1.0)
+            return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        if scheduler == "multistep":
+            return max(gamma ** sum(epoch >= m for m in milestones), floor)
+        if scheduler == "exponential":
+            return max(gamma ** (epoch - warmup_epochs), floor)
+        return 1.0
+
+    return factor

@@ -15,6 +15,7 @@ transforms) import and work; calling a detection operator such as ``nms`` then r
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 import warnings
@@ -106,10 +107,8 @@ def ensure_torchvision() -> bool:
         return False
     library = torch.library.Library("torchvision", "DEF")
     for schema in TORCHVISION_OP_SCHEMAS:
-        try:
+        with contextlib.suppress(RuntimeError):  # already defined elsewhere: keep theirs
             library.define(schema)
-        except RuntimeError:  # already defined by someone else: keep theirs
-            pass
     _state["library"] = library  # keep the registrations alive
     _state["patched"] = True
     warnings.warn(

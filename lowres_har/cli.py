@@ -9,14 +9,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import lowres_har  # noqa: I001  (runs the torchvision guard before lightning is imported)
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
+
+import lowres_har  # noqa: I001  (runs the torchvision guard before lightning is imported)
 
 __all__ = ["LowResCLI", "main", "resolve_config", "shipped_configs"]
 
@@ -61,10 +62,20 @@ def _resolve_config_args(argv: Sequence[str]) -> list[str]:
     return out
 
 
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at emit time (robust to redirection and capture)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr, flush=True)
+        except Exception:  # pragma: no cover - logging must never raise
+            self.handleError(record)
+
+
 def _setup_logging() -> None:
     logger = logging.getLogger("lowres_har")
     if not logger.handlers:
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("[lowres-har] %(levelname)s: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
@@ -89,7 +100,8 @@ class LowResCLI(LightningCLI):
         if not self.config["fit"].get("test_after_fit"):
             return
         callback = self.trainer.checkpoint_callback
-        ckpt = "best" if callback is not None and getattr(callback, "best_model_path", "") else None
+        best = str(getattr(callback, "best_model_path", "")) if callback is not None else ""
+        ckpt = "best" if best else None
         results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt)
         if self.trainer.is_global_zero and results:
             _print_summary(results[0], self.datamodule)
@@ -107,7 +119,7 @@ def _lightning_cli(argv: list[str]) -> None:
     )
 
 
-def _print_summary(metrics: dict[str, float], datamodule: Any) -> None:
+def _print_summary(metrics: Mapping[str, float], datamodule: Any) -> None:
     n = getattr(datamodule, "num_classes", 0)
     top1 = metrics.get("test/video_top1", metrics.get("test/top1"))
     if top1 is None:
@@ -152,7 +164,9 @@ def _cmd_synth(argv: list[str]) -> int:
     p.add_argument("--size", type=int, default=112, help="frame size in pixels (square)")
     p.add_argument("--fps", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=None, help="render processes (default: all cores)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="render processes (default: all cores)"
+    )
     p.add_argument("--overwrite", action="store_true", help="re-render an existing folder")
     args = p.parse_args(argv)
     from lowres_har.data.synth import SYNTH_VERSION, generate_synth_actions

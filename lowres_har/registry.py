@@ -157,9 +157,7 @@ def _entry(name: str) -> _Entry:
     if name not in _REGISTRY:
         close = fnmatch.filter(_REGISTRY, f"*{name}*")
         hint = f" Did you mean one of {close}?" if close else ""
-        raise KeyError(
-            f"unknown model {name!r}.{hint} Available: {', '.join(sorted(_REGISTRY))}"
-        )
+        raise KeyError(f"unknown model {name!r}.{hint} Available: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
 
 
@@ -209,4 +207,3 @@ def create_model(
 
         load_state_dict_into(model, state, classifier=entry.card.classifier, source=str(pretrained))
     return model
-

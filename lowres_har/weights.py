@@ -104,14 +104,14 @@ def read_state_dict(path: str | Path, *, prefix: str | None = None) -> dict[str,
     for auto in ("model.", "module."):
         if any(k.startswith(auto) for k in state):
             stripped = _strip(state, auto)
-            dropped = sorted(k for k in state if not k.startswith(auto))
-            if dropped:
+            others = sorted(k for k in state if not k.startswith(auto))
+            if others:
                 log.info(
                     "%s: ignored %d entries outside %r (e.g. %s)",
                     path,
-                    len(dropped),
+                    len(others),
                     auto,
-                    ", ".join(dropped[:3]),
+                    ", ".join(others[:3]),
                 )
             return stripped
     return state
@@ -206,7 +206,9 @@ def load_state_dict_into(
     report.loaded = sorted(usable)
     report.missing = sorted(k for k in own if k not in state)
     if report.reinitialized:
-        log.warning("%s: re-initialised classifier keys: %s", source, ", ".join(report.reinitialized))
+        log.warning(
+            "%s: re-initialised classifier keys: %s", source, ", ".join(report.reinitialized)
+        )
     if report.missing:
         log.warning("%s: missing keys (kept initial values): %s", source, ", ".join(report.missing))
     if report.unexpected:

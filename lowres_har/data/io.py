@@ -100,8 +100,14 @@ def read_video(
     if indices is not None:
         bad = [i for i in indices if i < 0 or i >= num]
         if bad:
-            raise VideoDecodeError(f"{path}: frame index {bad[0]} out of range (decoded {num} frames)")
-        out = np.stack([frames[i] for i in indices]) if len(indices) else np.zeros((0, h, w, 3), np.uint8)
+            raise VideoDecodeError(
+                f"{path}: frame index {bad[0]} out of range (decoded {num} frames)"
+            )
+        out = (
+            np.stack([frames[i] for i in indices])
+            if len(indices)
+            else np.zeros((0, h, w, 3), np.uint8)
+        )
     else:
         out = np.stack(frames)
     meta = VideoMetadata(
@@ -140,10 +146,14 @@ def write_video(
     """
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"{path}: expected uint8 frames (T, H, W, 3), got {frames.dtype} {frames.shape}")
+        raise ValueError(
+            f"{path}: expected uint8 frames (T, H, W, 3), got {frames.dtype} {frames.shape}"
+        )
     if codec in ("h264", "mpeg4") and (frames.shape[1] % 2 or frames.shape[2] % 2):
         frames = np.pad(
-            frames, ((0, 0), (0, frames.shape[1] % 2), (0, frames.shape[2] % 2), (0, 0)), mode="edge"
+            frames,
+            ((0, 0), (0, frames.shape[1] % 2), (0, frames.shape[2] % 2), (0, 0)),
+            mode="edge",
         )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

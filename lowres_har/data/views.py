@@ -66,7 +66,9 @@ def parse_views(views: Mapping[str, Mapping[str, Any]] | None) -> dict[str, View
     for name, spec in views.items():
         unknown = set(spec) - allowed
         if unknown:
-            raise ValueError(f"view {name!r}: unknown keys {sorted(unknown)} (allowed {sorted(allowed)})")
+            raise ValueError(
+                f"view {name!r}: unknown keys {sorted(unknown)} (allowed {sorted(allowed)})"
+            )
         if "size" not in spec:
             raise ValueError(f"view {name!r} needs a 'size' [H, W]")
         up = spec.get("upsample_to")

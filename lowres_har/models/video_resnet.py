@@ -42,6 +42,7 @@ class VideoResNetClassifier(VideoResNet):
     """
 
     input_keys: tuple[str, ...] = ("video",)
+    fc: nn.Linear
 
     def __init__(
         self,
@@ -83,7 +84,8 @@ class VideoResNetClassifier(VideoResNet):
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier with a freshly initialised one of ``num_classes`` outputs."""
-        self.fc = nn.Linear(self.fc.in_features, num_classes)
+        in_features = int(self.fc.in_features)
+        self.fc = nn.Linear(in_features, num_classes)
 
 
 _PAPER_R3D = Paper(
@@ -94,9 +96,7 @@ _PAPER_R3D = Paper(
     url="https://arxiv.org/abs/1711.11248",
 )
 _INPUTS = {
-    "video": InputSpec(
-        3, 16, (112, 112), "RGB clip, Kinetics mean/std normalised; any T×H×W works"
-    )
+    "video": InputSpec(3, 16, (112, 112), "RGB clip, Kinetics mean/std normalised; any T×H×W works")
 }
 _FORMAT = "torchvision state dicts (e.g. Kinetics-400 weights), keys unchanged"
 
@@ -139,7 +139,11 @@ def r3d_18(num_classes: int = 400, **kwargs: Any) -> VideoResNetClassifier:
 
 
 @register_model(
-    _card("mc3_18", "Mixed-convolution ResNet-18: 3D convs in stage 1, 2D convs after (MC3-18).", 63.96)
+    _card(
+        "mc3_18",
+        "Mixed-convolution ResNet-18: 3D convs in stage 1, 2D convs after (MC3-18).",
+        63.96,
+    )
 )
 def mc3_18(num_classes: int = 400, **kwargs: Any) -> VideoResNetClassifier:
     """MC3-18: 3D convolutions in the stem and first stage, (1×3×3) convolutions afterwards."""
@@ -159,4 +163,3 @@ def r2plus1d_18(num_classes: int = 400, **kwargs: Any) -> VideoResNetClassifier:
     return VideoResNetClassifier(
         [Conv2Plus1D] * 4, R2Plus1dStem, num_classes=num_classes, **_with_pretrained_kwargs(kwargs)
     )
-

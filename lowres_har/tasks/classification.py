@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -42,6 +42,9 @@ class VideoAggregator(Metric):
     """
 
     full_state_update = False
+    probs: list[Tensor]
+    target: list[Tensor]
+    index: list[Tensor]
 
     def __init__(self, reduce: str = "mean") -> None:
         super().__init__()
@@ -53,9 +56,9 @@ class VideoAggregator(Metric):
         self.add_state("index", default=[], dist_reduce_fx="cat")
 
     def update(self, probs: Tensor, target: Tensor, video_index: Tensor) -> None:  # type: ignore[override]
-        self.probs.append(probs.detach().float())  # type: ignore[attr-defined]
-        self.target.append(target.detach())  # type: ignore[attr-defined]
-        self.index.append(video_index.detach().long())  # type: ignore[attr-defined]
+        self.probs.append(probs.detach().float())
+        self.target.append(target.detach())
+        self.index.append(video_index.detach().long())
 
     def compute(self) -> tuple[Tensor, Tensor, Tensor]:  # type: ignore[override]
         def cat(x: Any) -> Tensor:
@@ -70,7 +73,8 @@ class VideoAggregator(Metric):
             counts = torch.bincount(inverse, minlength=num).clamp_min(1).unsqueeze(1)
             out = out / counts
         else:
-            out = out.index_reduce_(0, inverse, probs, "amax", include_self=False)
+            index2d = inverse.unsqueeze(1).expand_as(probs)
+            out = out.scatter_reduce(0, index2d, probs, "amax", include_self=False)
         first = torch.full((num,), probs.shape[0], dtype=torch.long, device=probs.device)
         positions = torch.arange(probs.shape[0], device=probs.device)
         first = first.scatter_reduce(0, inverse, positions, "amin")
@@ -164,39 +168,46 @@ class VideoClassificationTask(L.LightningModule):
             for name, p in self.model.named_parameters():
                 p.requires_grad = self._is_classifier(name)
         # ModuleDict keys must not shadow nn.Module attributes ("train"), hence the suffixes
+        # Video-level metrics see data the aggregator already gathered from every rank, so they
+        # must not sync again (sync_on_compute=False) or each video would count world_size times.
         self.metrics = nn.ModuleDict({"train_clip": self._metrics()})
         for stage in ("val", "test"):
             self.metrics[f"{stage}_clip"] = self._metrics()
-            self.metrics[f"{stage}_video"] = self._metrics()
+            self.metrics[f"{stage}_video"] = self._metrics(sync_on_compute=False)
             self.metrics[f"{stage}_aggregator"] = VideoAggregator(aggregate)
         if not multilabel:
-            self.confusion = MulticlassConfusionMatrix(num_classes)
+            self.confusion = MulticlassConfusionMatrix(num_classes, sync_on_compute=False)
 
     # ----------------------------------------------------------------- helpers
     def _is_classifier(self, param_name: str) -> bool:
-        return any(
-            param_name == c or param_name.startswith(c + ".") for c in self.card.classifier
-        )
+        return any(param_name == c or param_name.startswith(c + ".") for c in self.card.classifier)
 
-    def _metrics(self) -> MetricCollection:
+    def _collection(self, key: str) -> MetricCollection:
+        return cast(MetricCollection, self.metrics[key])
+
+    def _aggregator(self, stage: str) -> VideoAggregator:
+        return cast(VideoAggregator, self.metrics[f"{stage}_aggregator"])
+
+    def _metrics(self, sync_on_compute: bool = True) -> MetricCollection:
         n = self.hparams["num_classes"]
+        kw: dict[str, Any] = {"sync_on_compute": sync_on_compute}
         if self.hparams["multilabel"]:
             t = self.hparams["threshold"]
             return MetricCollection(
                 {
-                    "f1_macro": MultilabelF1Score(n, threshold=t, average="macro"),
-                    "f1_micro": MultilabelF1Score(n, threshold=t, average="micro"),
-                    "precision": MultilabelPrecision(n, threshold=t, average="macro"),
-                    "recall": MultilabelRecall(n, threshold=t, average="macro"),
-                    "mAP": MultilabelAveragePrecision(n, average="macro"),
+                    "f1_macro": MultilabelF1Score(n, threshold=t, average="macro", **kw),
+                    "f1_micro": MultilabelF1Score(n, threshold=t, average="micro", **kw),
+                    "precision": MultilabelPrecision(n, threshold=t, average="macro", **kw),
+                    "recall": MultilabelRecall(n, threshold=t, average="macro", **kw),
+                    "mAP": MultilabelAveragePrecision(n, average="macro", **kw),
                 }
             )
-        metrics: dict[str, Metric] = {
-            "top1": MulticlassAccuracy(n, top_k=1, average="micro"),
-            "mean_class_acc": MulticlassAccuracy(n, top_k=1, average="macro"),
+        metrics: dict[str, Metric | MetricCollection] = {
+            "top1": MulticlassAccuracy(n, top_k=1, average="micro", **kw),
+            "mean_class_acc": MulticlassAccuracy(n, top_k=1, average="macro", **kw),
         }
         if n > 5:
-            metrics["top5"] = MulticlassAccuracy(n, top_k=5, average="micro")
+            metrics["top5"] = MulticlassAccuracy(n, top_k=5, average="micro", **kw)
         return MetricCollection(metrics)
 
     def train(self, mode: bool = True) -> VideoClassificationTask:
@@ -243,7 +254,7 @@ class VideoClassificationTask(L.LightningModule):
         loss = self.compute_loss(logits, batch["label"])
         bs = logits.shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
-        metrics = self.metrics["train_clip"]
+        metrics = self._collection("train_clip")
         metrics(self.probabilities(logits.detach()), self._metric_target(batch["label"]))
         self.log_dict(
             {f"train/{k}": m for k, m in metrics.items()},
@@ -260,27 +271,27 @@ class VideoClassificationTask(L.LightningModule):
         probs = self.probabilities(logits)
         bs = logits.shape[0]
         self.log(f"{stage}/loss", loss, batch_size=bs, sync_dist=True)
-        metrics = self.metrics[f"{stage}_clip"]
+        metrics = self._collection(f"{stage}_clip")
         metrics.update(probs, self._metric_target(label))
         if "video_index" in batch:  # without it every clip is its own video: clip metrics only
-            self.metrics[f"{stage}_aggregator"].update(probs, label, batch["video_index"])
+            self._aggregator(stage).update(probs, label, batch["video_index"])
 
     def _eval_epoch_end(self, stage: str) -> dict[str, Tensor]:
-        clip = self.metrics[f"{stage}_clip"]
+        clip = self._collection(f"{stage}_clip")
         results = {f"{stage}/{k}": v for k, v in clip.compute().items()}
         clip.reset()
-        aggregator = self.metrics[f"{stage}_aggregator"]
+        aggregator = self._aggregator(stage)
         if aggregator.update_count == 0:
             self.log_dict(results, prog_bar=(stage == "val"))
             return results
         video_probs, video_target, _ = aggregator.compute()
         aggregator.reset()
-        video = self.metrics[f"{stage}_video"]
+        video = self._collection(f"{stage}_video")
         video.update(video_probs, self._metric_target(video_target))
         results.update({f"{stage}/video_{k}": v for k, v in video.compute().items()})
         video.reset()
         self.log_dict(results, prog_bar=(stage == "val"))
-        if stage == "test" and not self.hparams["multilabel"]:
+        if stage == "test" and not self.hparams["multilabel"] and not getattr(self.trainer, "fast_dev_run", False):
             self._save_test_plots(video_probs, video_target)
         return results
 
@@ -308,9 +319,10 @@ class VideoClassificationTask(L.LightningModule):
         cm.update(probs, target)
         matrix = cm.compute().cpu()
         cm.reset()
+        log_dir = self.trainer.log_dir  # a collective under DDP: every rank must ask
         if not self.trainer.is_global_zero:
             return
-        out = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+        out = Path(log_dir or self.trainer.default_root_dir)
         out.mkdir(parents=True, exist_ok=True)
         plot_confusion_matrix(matrix, self.class_names, out / "confusion_matrix.png")
         plot_per_class_accuracy(matrix, self.class_names, out / "per_class_accuracy.png")

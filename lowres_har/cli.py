@@ -152,7 +152,7 @@ def _cmd_models(argv: list[str]) -> int:
 
 
 def _cmd_synth(argv: list[str]) -> int:
-    from lowres_har.data.datamodules import default_data_home
+    from lowres_har.data.datamodules import default_data_home, synth_key
 
     p = argparse.ArgumentParser(
         prog="lowres-har synth",
@@ -171,9 +171,10 @@ def _cmd_synth(argv: list[str]) -> int:
     args = p.parse_args(argv)
     from lowres_har.data.synth import SYNTH_VERSION, generate_synth_actions
 
-    root = args.root or default_data_home() / "synth_actions" / (
-        f"v{SYNTH_VERSION}_seed{args.seed}_{args.videos_per_class}x{args.frames}f_{args.size}px"
+    key = synth_key(
+        SYNTH_VERSION, args.seed, args.videos_per_class, args.frames, args.size, args.fps
     )
+    root = args.root or default_data_home() / "synth_actions" / key
     out = generate_synth_actions(
         root,
         videos_per_class=args.videos_per_class,

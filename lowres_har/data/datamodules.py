@@ -15,13 +15,18 @@ from lowres_har.data.datasets.base import ClipDataset, Label
 from lowres_har.data.views import ClipTransform, parse_views
 from lowres_har.transforms import KINETICS_MEAN, KINETICS_STD
 
-__all__ = ["SynthActionsDataModule", "VideoDataModule", "default_data_home"]
+__all__ = ["SynthActionsDataModule", "VideoDataModule", "default_data_home", "synth_key"]
 
 
 def default_data_home() -> Path:
     """Where datasets lowres-har makes itself are cached: ``$LOWRES_HAR_HOME`` or
     ``~/.cache/lowres_har``."""
     return Path(os.environ.get("LOWRES_HAR_HOME", Path.home() / ".cache" / "lowres_har"))
+
+
+def synth_key(version: int, seed: int, videos: int, frames: int, size: int, fps: int) -> str:
+    """Folder name of one SynthActions configuration under the cache root."""
+    return f"v{version}_seed{seed}_{videos}x{frames}f_{size}px_{fps}fps"
 
 
 class VideoDataModule(L.LightningDataModule):
@@ -171,6 +176,7 @@ class SynthActionsDataModule(VideoDataModule):
         videos_per_class: videos rendered per class (split 60/20/20 into train/val/test).
         video_frames: frames per rendered video.
         video_size: rendered frame size (square, pixels).
+        video_fps: frame rate written to the files.
         seed: rendering seed; the same seed gives identical files.
         classes: optional subset of class names (relabelled 0..n-1 in the order given).
         workers: processes used to render (``None``: all cores).
@@ -183,6 +189,7 @@ class SynthActionsDataModule(VideoDataModule):
         videos_per_class: int = 60,
         video_frames: int = 32,
         video_size: int = 112,
+        video_fps: int = 16,
         seed: int = 0,
         classes: list[str] | None = None,
         workers: int | None = None,
@@ -195,6 +202,7 @@ class SynthActionsDataModule(VideoDataModule):
         self.videos_per_class = videos_per_class
         self.video_frames = video_frames
         self.video_size = video_size
+        self.video_fps = video_fps
         self.seed = seed
         self.workers = workers
         if classes is not None:
@@ -204,8 +212,8 @@ class SynthActionsDataModule(VideoDataModule):
                     f"classes must be distinct names from {list(SYNTH_CLASSES)}; got {classes}"
                 )
         self.class_names = list(classes) if classes is not None else list(SYNTH_CLASSES)
-        self.dataset_dir = self.root / (
-            f"v{SYNTH_VERSION}_seed{seed}_{videos_per_class}x{video_frames}f_{video_size}px"
+        self.dataset_dir = self.root / synth_key(
+            SYNTH_VERSION, seed, videos_per_class, video_frames, video_size, video_fps
         )
 
     def prepare_data(self) -> None:
@@ -217,6 +225,7 @@ class SynthActionsDataModule(VideoDataModule):
             videos_per_class=self.videos_per_class,
             num_frames=self.video_frames,
             size=self.video_size,
+            fps=self.video_fps,
             seed=self.seed,
             workers=self.workers,
         )

@@ -30,8 +30,9 @@ class VideoResNetClassifier(VideoResNet):
     """torchvision ``VideoResNet`` with the lowres-har model interface.
 
     Input ``video``: ``(B, 3, T, H, W)`` float, normalised with the Kinetics mean/std. Any ``T``
-    and ``H×W`` the strides allow (the stem halves ``H, W``; stages 2–4 halve ``T, H, W``; a
-    global average pool follows). Output: logits ``(B, num_classes)``.
+    and ``H×W`` the strides allow: the stem halves ``H, W``; stages 2–4 halve ``H, W`` and, where
+    their convolutions are 3D (R3D, R(2+1)D), ``T``; a global average pool follows. Output:
+    logits ``(B, num_classes)``.
 
     Args:
         conv_makers: one convolution builder per stage (torchvision's ``Conv3DSimple`` etc.).
@@ -111,10 +112,10 @@ def _card(name: str, summary: str, top1: float) -> ModelCard:
         reported_results=(
             ReportedResult(
                 "Kinetics-400",
-                "clip top-1 (%)",
+                "video top-1 (%)",
                 top1,
                 "torchvision model documentation",
-                "16×112×112 clips, Kinetics-400 pretrained weights",
+                "Kinetics-400 weights; 5 clips of 16 frames at 112×112 per video",
             ),
         ),
         pretrained_format=_FORMAT,

@@ -164,6 +164,9 @@ class VideoClassificationTask(L.LightningModule):
             from lowres_har.weights import load_pretrained
 
             self.load_report = load_pretrained(self.model, weights, classifier=self.card.classifier)
+            # The weights now live in this task's own checkpoints: restoring one must not read
+            # the (possibly moved) start file again. The run's config.yaml still records it.
+            self.hparams["weights"] = None
         if freeze_backbone:
             for name, p in self.model.named_parameters():
                 p.requires_grad = self._is_classifier(name)
@@ -291,7 +294,11 @@ class VideoClassificationTask(L.LightningModule):
         results.update({f"{stage}/video_{k}": v for k, v in video.compute().items()})
         video.reset()
         self.log_dict(results, prog_bar=(stage == "val"))
-        if stage == "test" and not self.hparams["multilabel"] and not getattr(self.trainer, "fast_dev_run", False):
+        if (
+            stage == "test"
+            and not self.hparams["multilabel"]
+            and not getattr(self.trainer, "fast_dev_run", False)
+        ):
             self._save_test_plots(video_probs, video_target)
         return results
 

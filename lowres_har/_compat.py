@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -64,6 +65,7 @@ TORCHVISION_OP_SCHEMAS: tuple[str, ...] = (
     "_cuda_version() -> int",
 )
 
+_WARNED_ENV = "LOWRES_HAR_TORCHVISION_WARNED"
 _state: dict[str, object] = {"checked": False, "patched": False, "library": None}
 
 
@@ -111,6 +113,9 @@ def ensure_torchvision() -> bool:
             library.define(schema)
     _state["library"] = library  # keep the registrations alive
     _state["patched"] = True
+    if os.environ.get(_WARNED_ENV):  # a parent process (spawned worker, DDP rank) already warned
+        return True
+    os.environ[_WARNED_ENV] = "1"
     warnings.warn(
         "torchvision's C extension could not be loaded with this torch "
         f"({torch.__version__}); {reason}. lowres-har declared its operator schemas so that "

@@ -108,6 +108,8 @@ class LowResCLI(LightningCLI):
 
 
 def _lightning_cli(argv: list[str]) -> None:
+    # LightningCLI warns when both `args` and sys.argv carry options; ours come resolved in argv.
+    sys.argv = sys.argv[:1]
     LowResCLI(
         LightningModule,
         LightningDataModule,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -22,8 +23,9 @@ print("PATCHED", _state["patched"], "WARNINGS", len(ours), "AGAIN", again)
 
 
 def test_guard_lets_the_stack_import_and_warns_once() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "LOWRES_HAR_TORCHVISION_WARNED"}
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300, env=env
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     line = proc.stdout.strip().splitlines()[-1].split()
@@ -45,3 +47,13 @@ def test_guard_is_a_noop_when_extension_loads_or_absent() -> None:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().endswith("False")
+
+
+def test_child_processes_do_not_repeat_the_warning() -> None:
+    env = dict(os.environ, LOWRES_HAR_TORCHVISION_WARNED="1")
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = proc.stdout.strip().splitlines()[-1].split()
+    assert int(line[3]) == 0  # still patched when needed, but silent

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +57,10 @@ SYNTH_CLASSES: tuple[str, ...] = (
 )
 """Class names; the position in the tuple is the integer label."""
 
-SYNTH_VERSION: int = 1
+SYNTH_VERSION: int = 2
 """Rendering version; part of the cache key in ``meta.json``. Bump whenever pixels change."""
 
+_BAND = 0.125  # rows above/below the central 3:4 band that a 4:3 (W:H) centre crop removes
 _NOMINAL_FPS = 16.0  # frame rate that motion timing refers to in render_clip
 _SUBPIX_BITS = 4  # cv2 fractional bits for anti-aliased sub-pixel drawing
 _SUBPIX = float(1 << _SUBPIX_BITS)
@@ -386,7 +387,7 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     canvas = np.clip(img, 0, 255).astype(np.uint8)
     # clutter: random rectangles, ellipses and thick lines, blended
     overlay = canvas.copy()
-    for _ in range(int(rng.integers(5, 16))):
+    for _ in range(int(rng.integers(3, 11))):
         col = tuple(float(c) for c in _rand_color(rng))
         cx, cy = rng.uniform(0, w), rng.uniform(0, h)
         sx, sy = rng.uniform(0.03, 0.25) * w, rng.uniform(0.03, 0.25) * h
@@ -404,7 +405,7 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
             th = max(1, int(rng.uniform(0.01, 0.05) * h))
             p1 = (int(cx + rng.uniform(-1, 1) * 2 * sx), int(cy + rng.uniform(-1, 1) * 2 * sy))
             cv2.line(overlay, (int(cx), int(cy)), p1, col, th, cv2.LINE_AA)
-    alpha = rng.uniform(0.2, 0.6)
+    alpha = rng.uniform(0.15, 0.45)
     canvas = cv2.addWeighted(overlay, alpha, canvas, 1 - alpha, 0.0)
     return canvas
 
@@ -436,9 +437,9 @@ class _Distractor:
 def _distractors(
     rng: np.random.Generator, h: int, w: int, off: int, num_frames: int
 ) -> list[_Distractor]:
-    """1-3 objects crossing the view (canvas coordinates; view starts at ``off``)."""
+    """1-2 objects crossing the view (canvas coordinates; view starts at ``off``)."""
     out = []
-    for _ in range(int(rng.integers(1, 4))):
+    for _ in range(int(rng.integers(1, 3))):
         axes = (rng.uniform(0.025, 0.08) * w, rng.uniform(0.025, 0.08) * h)
         start = np.array([rng.uniform(0, w), rng.uniform(0, h)])
         end = np.array([rng.uniform(0, w), rng.uniform(0, h)])
@@ -550,7 +551,10 @@ def render_clip(
     world = _rot_y(joints, np.deg2rad(yaw))  # x: screen right, z: towards the camera
 
     # ---- camera ----
-    frac = rng.uniform(0.35, 0.75)  # figure height / frame height
+    # The eLR view (12×16) centre-crops the square frame to its middle 3:4 band (rows 1/8 to
+    # 7/8); keep the standing figure with raised arms inside that band so no view loses the legs
+    # or head (only the top of a high jump may leave it).
+    frac = rng.uniform(0.5, 0.64)  # figure height / frame height
     s0 = frac * sz / body.height  # px per figure height at reference depth
     z0 = rng.uniform(5.0, 9.0)  # camera distance in figure heights
     cam_h = rng.uniform(0.45, 0.8)  # camera height in figure heights
@@ -563,7 +567,7 @@ def render_clip(
     cam_off = np.round(cam).astype(int) + margin  # (T, 2) top-left of the view in the canvas
 
     ratio = z0 / np.maximum(z0 - world[..., 2], 0.5)  # (T, J) perspective magnification
-    ground_px = rng.uniform(frac * sz + 0.04 * sz, 0.97 * sz)  # feet row at reference depth
+    ground_px = rng.uniform((_BAND + 1.1 * frac) * sz, (1.0 - _BAND - 0.03) * sz)  # feet row
     horizon = ground_px - cam_h * s0
     path = world[:, _PELVIS, 0] * ratio[:, _PELVIS] * s0  # root screen path (px)
     mid = rng.uniform(0.22, 0.78) * sz
@@ -648,7 +652,7 @@ def render_clip(
     gain = rng.uniform(0.65, 1.25) * (1.0 + rng.normal(0, 0.015, size=n))
     gain = gain * (1.0 + rng.uniform(0, 0.03) * np.sin(2 * np.pi * rng.uniform(0.5, 3) * t))
     bias = rng.uniform(-20, 20) + rng.normal(0, 1.0, size=n)
-    sigma = rng.uniform(2.0, 8.0)
+    sigma = rng.uniform(2.0, 5.0)
     out = frames.astype(np.float32)
     blur = rng.uniform(0.0, 0.8)
     if blur > 0.3:
@@ -961,7 +965,9 @@ def _run_jobs(
                 _render_job(job)
                 bar.advance(task)
             return
-        ctx = get_context("spawn")
+        # fork where available: "spawn" would re-import the caller's __main__ and crash scripts
+        # without an `if __name__ == "__main__"` guard; workers only run numpy and OpenCV.
+        ctx = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
             futures = [pool.submit(_render_job, job) for job in jobs]
             try:

@@ -6,10 +6,10 @@ Run the quickstart first; it renders SynthActions into the cache and writes the 
     python examples/finetune.py --ckpt runs/quickstart/version_0/checkpoints/last.ckpt \
         --classes walk run jump clap kick --epochs 2
 
-The script builds R3D-18 with one output per selected class, loads every weight of the checkpoint
+The script builds c3d_tiny with one output per selected class, loads every weight of the checkpoint
 except the classifier (re-initialised, because its shape changes from 12 to len(classes) outputs;
 the log names each key that is not loaded), trains on the selected classes with the quickstart's
-data settings (8-frame clips, stride 4, 12×16 eLR upsampled to 32×32), tests the best epoch and
+data settings (16-frame clips, stride 2, 12×16 eLR upsampled to 32×32), tests the best epoch and
 prints the video-level test top-1. Logs and checkpoints go to ``runs/finetune/version_N/``.
 
 It runs on CPU; the dataset is the one the quickstart rendered (same default seed and size), so
@@ -30,8 +30,8 @@ from lowres_har.data.synth import SYNTH_CLASSES
 from lowres_har.tasks import VideoClassificationTask
 
 QUICKSTART_DATA = {
-    "num_frames": 8,
-    "stride": 4,
+    "num_frames": 16,
+    "stride": 2,
     "eval_clips": 2,
     "views": {"video": {"size": [12, 16], "upsample_to": [32, 32]}},
 }
@@ -75,7 +75,8 @@ def main() -> None:
         **QUICKSTART_DATA,
     )
     task = VideoClassificationTask(
-        model="r3d_18",
+        model="c3d_tiny",
+        model_kwargs={"width": 32, "dropout": 0.3},
         num_classes=len(classes),
         class_names=classes,
         weights=args.ckpt,

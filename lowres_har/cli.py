@@ -107,15 +107,20 @@ class LowResCLI(LightningCLI):
             _print_summary(results[0], self.datamodule)
 
 
-def _lightning_cli(argv: list[str]) -> None:
-    # LightningCLI warns when both `args` and sys.argv carry options; ours come resolved in argv.
-    sys.argv = sys.argv[:1]
+def _lightning_cli(argv: list[str], *, from_command_line: bool) -> None:
+    args: list[str] | None = argv
+    if from_command_line:
+        # Put the resolved arguments back into sys.argv and let LightningCLI read them there:
+        # Lightning's DDP launcher re-executes sys.argv for the other ranks, so it must hold the
+        # full command (a truncated sys.argv leaves rank 0 waiting for ranks that never start).
+        sys.argv = [sys.argv[0], *argv]
+        args = None
     LowResCLI(
         LightningModule,
         LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
-        args=argv,
+        args=args,
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
     )
@@ -229,5 +234,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as err:
         print(f"lowres-har: {err}", file=sys.stderr)
         return 2
-    _lightning_cli(resolved)
+    _lightning_cli(resolved, from_command_line=argv is None)
     return 0

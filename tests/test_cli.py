@@ -147,6 +147,6 @@ def test_ddp_cpu_two_processes(tmp_path: Path, data_home: Path) -> None:
         f"--trainer.default_root_dir={tmp_path}",
         "--test_after_fit=true",
     ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Test top-1 accuracy" in proc.stdout

@@ -46,4 +46,4 @@ def test_duplicate_registration_rejected() -> None:
 
 def test_bad_model_kwarg() -> None:
     with pytest.raises(TypeError, match="unexpected model arguments"):
-        lowres_har.create_model("r3d_18", width=3)
+        lowres_har.create_model("r3d_18", depth=3)

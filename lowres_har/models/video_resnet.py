@@ -13,11 +13,9 @@ from typing import Any
 from torch import Tensor, nn
 from torchvision.models.video.resnet import (
     BasicBlock,
-    BasicStem,
     Conv2Plus1D,
     Conv3DNoTemporal,
     Conv3DSimple,
-    R2Plus1dStem,
     VideoResNet,
 )
 
@@ -40,6 +38,9 @@ class VideoResNetClassifier(VideoResNet):
         layers: number of residual blocks per stage.
         num_classes: classifier outputs.
         dropout: dropout probability before the classifier (0 keeps torchvision's network).
+        width: channels of the first stage (stages have ``width × (1, 2, 4, 8)``). 64 is
+            torchvision's network and loads its state dicts; smaller widths (16–32) make light
+            networks for 12×16 – 32×32 inputs (about ``(width / 64)²`` of the FLOPs).
     """
 
     input_keys: tuple[str, ...] = ("video",)
@@ -48,19 +49,38 @@ class VideoResNetClassifier(VideoResNet):
     def __init__(
         self,
         conv_makers: Sequence[Callable[..., nn.Module]],
-        stem: Callable[..., nn.Module],
+        stem: Callable[[int], nn.Module],
         layers: Sequence[int] = (2, 2, 2, 2),
         num_classes: int = 400,
         dropout: float = 0.0,
+        width: int = 64,
     ) -> None:
-        super().__init__(
-            block=BasicBlock,
-            conv_makers=list(conv_makers),  # type: ignore[arg-type]
-            layers=list(layers),
-            stem=stem,  # type: ignore[arg-type]
-            num_classes=num_classes,
-        )
+        if width < 1:
+            raise ValueError(f"width must be >= 1, got {width}")
+        nn.Module.__init__(self)  # VideoResNet.__init__ hard-codes width 64; same layout below
+        self.inplanes = width
+        self.stem = stem(width)
+        for i, (maker, blocks) in enumerate(zip(conv_makers, layers, strict=True)):
+            layer = self._make_layer(
+                BasicBlock,
+                maker,  # type: ignore[arg-type]
+                width * 2**i,
+                blocks,
+                stride=1 if i == 0 else 2,
+            )
+            setattr(self, f"layer{i + 1}", layer)
+        self.avgpool = nn.AdaptiveAvgPool3d((1, 1, 1))
+        self.fc = nn.Linear(width * 8, num_classes)
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        for m in self.modules():  # torchvision's initialisation
+            if isinstance(m, nn.Conv3d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm3d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
 
     @property
     def num_classes(self) -> int:
@@ -87,6 +107,28 @@ class VideoResNetClassifier(VideoResNet):
         """Replace the classifier with a freshly initialised one of ``num_classes`` outputs."""
         in_features = int(self.fc.in_features)
         self.fc = nn.Linear(in_features, num_classes)
+
+
+def basic_stem(width: int = 64) -> nn.Sequential:
+    """R3D/MC3 stem: Conv3d (3×7×7, stride 1×2×2) → BN → ReLU; torchvision's at ``width=64``."""
+    return nn.Sequential(
+        nn.Conv3d(3, width, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
+        nn.BatchNorm3d(width),
+        nn.ReLU(inplace=True),
+    )
+
+
+def r2plus1d_stem(width: int = 64) -> nn.Sequential:
+    """R(2+1)D stem: spatial 1×7×7 then temporal 3×1×1 convolution (45 middle channels at 64)."""
+    mid = max(1, round(45 * width / 64))
+    return nn.Sequential(
+        nn.Conv3d(3, mid, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False),
+        nn.BatchNorm3d(mid),
+        nn.ReLU(inplace=True),
+        nn.Conv3d(mid, width, (3, 1, 1), padding=(1, 0, 0), bias=False),
+        nn.BatchNorm3d(width),
+        nn.ReLU(inplace=True),
+    )
 
 
 _PAPER_R3D = Paper(
@@ -125,9 +167,9 @@ def _card(name: str, summary: str, top1: float) -> ModelCard:
 
 
 def _with_pretrained_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(kwargs) - {"dropout"}
+    unknown = set(kwargs) - {"dropout", "width"}
     if unknown:
-        raise TypeError(f"unexpected model arguments: {sorted(unknown)} (accepted: dropout)")
+        raise TypeError(f"unexpected model arguments: {sorted(unknown)} (accepted: dropout, width)")
     return kwargs
 
 
@@ -135,7 +177,7 @@ def _with_pretrained_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
 def r3d_18(num_classes: int = 400, **kwargs: Any) -> VideoResNetClassifier:
     """R3D-18: 3D ResNet-18 (33.4 M parameters at 400 classes)."""
     return VideoResNetClassifier(
-        [Conv3DSimple] * 4, BasicStem, num_classes=num_classes, **_with_pretrained_kwargs(kwargs)
+        [Conv3DSimple] * 4, basic_stem, num_classes=num_classes, **_with_pretrained_kwargs(kwargs)
     )
 
 
@@ -150,7 +192,7 @@ def mc3_18(num_classes: int = 400, **kwargs: Any) -> VideoResNetClassifier:
     """MC3-18: 3D convolutions in the stem and first stage, (1×3×3) convolutions afterwards."""
     return VideoResNetClassifier(
         [Conv3DSimple] + [Conv3DNoTemporal] * 3,  # type: ignore[list-item]
-        BasicStem,
+        basic_stem,
         num_classes=num_classes,
         **_with_pretrained_kwargs(kwargs),
     )
@@ -162,5 +204,5 @@ def mc3_18(num_classes: int = 400, **kwargs: Any) -> VideoResNetClassifier:
 def r2plus1d_18(num_classes: int = 400, **kwargs: Any) -> VideoResNetClassifier:
     """R(2+1)D-18: every 3×3×3 convolution factorised into spatial 1×3×3 and temporal 3×1×1."""
     return VideoResNetClassifier(
-        [Conv2Plus1D] * 4, R2Plus1dStem, num_classes=num_classes, **_with_pretrained_kwargs(kwargs)
+        [Conv2Plus1D] * 4, r2plus1d_stem, num_classes=num_classes, **_with_pretrained_kwargs(kwargs)
     )

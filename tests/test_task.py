@@ -139,3 +139,20 @@ def test_test_loop_saves_plots(tmp_path: Path) -> None:
     allp = torch.cat(probs)
     assert allp.shape == (2 * n_test, dm.num_classes)
     torch.testing.assert_close(allp.sum(1), torch.ones(len(allp)))
+
+
+def test_top5_is_not_merged_with_top1() -> None:
+    """torchmetrics compute groups merge metrics whose states match after the first update; top-1
+    and top-5 then report the same number. The first batch here is all-correct (states equal),
+    the second has the true class ranked 2nd (top-1 wrong, top-5 right)."""
+    task = VideoClassificationTask(model="c3d_tiny", num_classes=8)
+    metrics = task._collection("val_clip")
+    eye = torch.eye(8)
+    metrics.update(eye[:4], torch.arange(4))
+    second = torch.full((4, 8), 0.01)
+    second[torch.arange(4), torch.arange(4) + 1] = 0.9
+    second[torch.arange(4), torch.arange(4)] = 0.5
+    metrics.update(second, torch.arange(4))
+    out = metrics.compute()
+    assert float(out["top1"]) == pytest.approx(0.5)
+    assert float(out["top5"]) == pytest.approx(1.0)

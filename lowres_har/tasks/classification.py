@@ -197,13 +197,14 @@ class VideoClassificationTask(L.LightningModule):
         if self.hparams["multilabel"]:
             t = self.hparams["threshold"]
             return MetricCollection(
-                {
+                compute_groups=False,  # grouping merges metrics whose first states match
+                metrics={
                     "f1_macro": MultilabelF1Score(n, threshold=t, average="macro", **kw),
                     "f1_micro": MultilabelF1Score(n, threshold=t, average="micro", **kw),
                     "precision": MultilabelPrecision(n, threshold=t, average="macro", **kw),
                     "recall": MultilabelRecall(n, threshold=t, average="macro", **kw),
                     "mAP": MultilabelAveragePrecision(n, average="macro", **kw),
-                }
+                },
             )
         metrics: dict[str, Metric | MetricCollection] = {
             "top1": MulticlassAccuracy(n, top_k=1, average="micro", **kw),
@@ -211,7 +212,9 @@ class VideoClassificationTask(L.LightningModule):
         }
         if n > 5:
             metrics["top5"] = MulticlassAccuracy(n, top_k=5, average="micro", **kw)
-        return MetricCollection(metrics)
+        # compute_groups would merge top-1 and top-5 whenever their states coincide after the
+        # first batch (e.g. all-correct), reporting top-1 for both from then on.
+        return MetricCollection(metrics, compute_groups=False)
 
     def train(self, mode: bool = True) -> VideoClassificationTask:
         """Set train/eval mode; with ``freeze_backbone`` backbone BatchNorm stays in eval mode."""

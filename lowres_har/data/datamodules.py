@@ -11,7 +11,7 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
-from lowres_har.data.datasets.base import ClipDataset, Label
+from lowres_har.data.datasets.base import ON_ERROR, ClipDataset, VideoEntry
 from lowres_har.data.views import ClipTransform, parse_views
 from lowres_har.transforms import KINETICS_MEAN, KINETICS_STD
 
@@ -49,6 +49,8 @@ class VideoDataModule(L.LightningDataModule):
         std: normalisation std per channel.
         pin_memory: pin host memory for faster GPU transfer.
         persistent_workers: keep workers alive between epochs.
+        on_error: what to do with split entries whose video is missing: ``"raise"`` (an error
+            naming how many and the first ones) or ``"skip"`` (a logged, counted skip).
     """
 
     def __init__(
@@ -66,8 +68,12 @@ class VideoDataModule(L.LightningDataModule):
         std: Sequence[float] = KINETICS_STD,
         pin_memory: bool = False,
         persistent_workers: bool = False,
+        on_error: str = "raise",
     ) -> None:
         super().__init__()
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        self.on_error = on_error
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.num_frames = num_frames
@@ -89,8 +95,13 @@ class VideoDataModule(L.LightningDataModule):
         """Number of classes (known before ``setup``)."""
         return len(self.class_names)
 
-    def split_videos(self, split: str) -> list[tuple[str, Label]]:
-        """``(path, label)`` of every video in ``split`` (``train``/``val``/``test``)."""
+    def split_videos(self, split: str) -> list[VideoEntry]:
+        """Entries ``(path, label)`` (or ``(path, label, (start, end))``) of every video in
+        ``split`` (``train``/``val``/``test``).
+
+        Implementations pass their list through
+        :func:`~lowres_har.data.datasets.base.check_videos` with ``self.on_error``.
+        """
         raise NotImplementedError
 
     def make_dataset(self, split: str) -> ClipDataset:
@@ -230,7 +241,7 @@ class SynthActionsDataModule(VideoDataModule):
             workers=self.workers,
         )
 
-    def split_videos(self, split: str) -> list[tuple[str, Label]]:
+    def split_videos(self, split: str) -> list[VideoEntry]:
         listing = self.dataset_dir / f"{split}.txt"
         if not listing.is_file():
             raise FileNotFoundError(
@@ -239,7 +250,7 @@ class SynthActionsDataModule(VideoDataModule):
         from lowres_har.data.synth import SYNTH_CLASSES
 
         relabel = {SYNTH_CLASSES.index(c): i for i, c in enumerate(self.class_names)}
-        videos: list[tuple[str, Label]] = []
+        videos: list[VideoEntry] = []
         for n, line in enumerate(listing.read_text().splitlines(), 1):
             if not line.strip():
                 continue

@@ -1,7 +1,9 @@
-"""``ClipDataset``: a map-style dataset of clips over a list of ``(path, label)`` videos."""
+"""``ClipDataset``: a map-style dataset of clips over a list of ``(path, label)`` videos, and
+:func:`check_videos`, the shared policy for split entries whose video file is missing."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,10 +15,57 @@ from torch.utils.data import Dataset
 from lowres_har.data.io import read_video
 from lowres_har.data.sampling import random_clip, segment_indices, uniform_clips
 
-__all__ = ["ClipDataset", "Label"]
+__all__ = ["ON_ERROR", "ClipDataset", "Label", "VideoEntry", "check_videos"]
+
+log = logging.getLogger("lowres_har")
 
 #: An integer class index, or a multi-hot vector for multi-label datasets.
 Label = int | Sequence[float]
+
+#: A split entry: ``(path, label)`` or ``(path, label, (start, end))`` where ``[start, end)`` is a
+#: frame range inside the file (action instances cut from longer recordings, e.g. IXMAS).
+VideoEntry = tuple[str, Label] | tuple[str, Label, tuple[int, int]]
+
+#: Values of ``on_error``: ``"raise"`` stops with a clear error, ``"skip"`` logs and counts.
+ON_ERROR = ("raise", "skip")
+
+
+def check_videos(
+    entries: Sequence[VideoEntry],
+    *,
+    on_error: str = "raise",
+    what: str = "split",
+    show: int = 5,
+) -> list[VideoEntry]:
+    """Keep the entries whose video exists (a file, or a folder of frames).
+
+    Args:
+        entries: split entries ``(path, label[, (start, end)])``.
+        on_error: ``"raise"``: any missing video raises ``FileNotFoundError`` naming how many are
+            missing and the first ``show`` of them; ``"skip"``: drop them and log a warning with
+            the count and the first names.
+        what: what the entries are (e.g. ``"HMDB51 fold 1 train"``), used in the message.
+        show: how many missing paths to name.
+
+    Returns:
+        The entries whose path exists, in their original order.
+    """
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    kept: list[VideoEntry] = []
+    missing: list[str] = []
+    for entry in entries:
+        if Path(entry[0]).exists():
+            kept.append(entry)
+        else:
+            missing.append(str(entry[0]))
+    if missing:
+        names = ", ".join(missing[:show]) + (", ..." if len(missing) > show else "")
+        msg = f"{what}: {len(missing)} of {len(entries)} videos are missing ({names})"
+        if on_error == "raise":
+            raise FileNotFoundError(msg + "; set on_error: skip to train without them")
+        log.warning("%s; skipped (on_error: skip)", msg)
+    return kept
 
 
 class ClipDataset(Dataset[dict[str, torch.Tensor]]):
@@ -29,7 +78,8 @@ class ClipDataset(Dataset[dict[str, torch.Tensor]]):
     Each item is ``{**transform(frames), "label": int64 () or float (C,), "video_index": int64 ()}``.
 
     Args:
-        videos: ``(path, label)`` per video.
+        videos: ``(path, label)`` per video, or ``(path, label, (start, end))`` for an action
+            instance spanning frames ``[start, end)`` of a longer file or frame folder.
         transform: uint8 ``(T, H, W, 3)`` → ``{key: tensor}``.
         num_frames: frames per clip.
         stride: frame step inside a clip (``sampling="clip"``).
@@ -41,7 +91,7 @@ class ClipDataset(Dataset[dict[str, torch.Tensor]]):
 
     def __init__(
         self,
-        videos: Sequence[tuple[str | Path, Label]],
+        videos: Sequence[VideoEntry],
         transform: Callable[[np.ndarray], dict[str, torch.Tensor]],
         *,
         num_frames: int = 16,
@@ -55,7 +105,12 @@ class ClipDataset(Dataset[dict[str, torch.Tensor]]):
             raise ValueError(f"sampling must be 'clip' or 'segment', got {sampling!r}")
         if clips_per_video < 1:
             raise ValueError(f"clips_per_video must be >= 1, got {clips_per_video}")
-        self.videos = [(str(p), label) for p, label in videos]
+        self.videos: list[tuple[str, Label]] = [(str(v[0]), v[1]) for v in videos]
+        #: ``(start, end)`` frame range per video, ``None`` for the whole file.
+        self.ranges: list[tuple[int, int] | None] = [
+            (int(v[2][0]), int(v[2][1])) if len(v) > 2 else None  # type: ignore[misc]
+            for v in videos
+        ]
         self.transform = transform
         self.num_frames = num_frames
         self.stride = stride
@@ -90,6 +145,9 @@ class ClipDataset(Dataset[dict[str, torch.Tensor]]):
         video_index, clip = divmod(index, self.clips_per_video)
         path, label = self.videos[video_index]
         frames, _ = read_video(path)
+        span = self.ranges[video_index]
+        if span is not None:
+            frames = frames[span[0] : span[1]]
         frames = frames[self.clip_indices(len(frames), clip)]
         item: dict[str, Any] = dict(self.transform(frames))
         if isinstance(label, int):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,32 @@ import lowres_har  # noqa: F401  (torchvision guard before lightning)
 REPO = Path(__file__).resolve().parents[1]
 REAL_CLIPS = REPO.parent / "shared" / "data" / "real_clips"
 CONF = Path(__file__).parent / "conf"
+FIXTURES = Path(__file__).parent / "data"
+
+
+def load_fixture_maker(name: str) -> Callable[[Path], Path]:
+    """``make_fixture(root) -> Path`` from ``tests/data/<name>/make_fixture.py``."""
+    script = FIXTURES / name / "make_fixture.py"
+    spec = importlib.util.spec_from_file_location(f"lowres_har_fixture_{name}", script)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.make_fixture  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def dataset_fixture(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``dataset_fixture("hmdb51")`` builds (once per session) the tiny dataset that
+    ``tests/data/hmdb51/make_fixture.py`` writes in the official layout and returns its root."""
+    made: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in made:
+            made[name] = load_fixture_maker(name)(tmp_path_factory.mktemp(f"fixture_{name}"))
+        return made[name]
+
+    return get
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ say where the videos and labels are."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,11 +12,15 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
+from lowres_har.data.cache import VideoCache
 from lowres_har.data.datasets.base import ON_ERROR, ClipDataset, VideoEntry
-from lowres_har.data.views import ClipTransform, parse_views
+from lowres_har.data.io import VideoDecodeError
+from lowres_har.data.views import ClipTransform, ViewDegrader, parse_views
 from lowres_har.transforms import KINETICS_MEAN, KINETICS_STD
 
 __all__ = ["SynthActionsDataModule", "VideoDataModule", "default_data_home", "synth_key"]
+
+log = logging.getLogger("lowres_har")
 
 
 def default_data_home() -> Path:
@@ -49,8 +54,12 @@ class VideoDataModule(L.LightningDataModule):
         std: normalisation std per channel.
         pin_memory: pin host memory for faster GPU transfer.
         persistent_workers: keep workers alive between epochs.
-        on_error: what to do with split entries whose video is missing: ``"raise"`` (an error
-            naming how many and the first ones) or ``"skip"`` (a logged, counted skip).
+        on_error: what to do with split entries whose video is missing or fails to decode:
+            ``"raise"`` (an error naming how many and the first ones) or ``"skip"`` (a logged,
+            counted skip).
+        short: policy for videos shorter than a clip: ``"loop"``, ``"repeat_last"`` or ``"pad"``.
+        cache_dir: a folder written by ``lowres-har preprocess`` for this data configuration;
+            clips are then read from it instead of decoding the videos (same views required).
     """
 
     def __init__(
@@ -69,8 +78,13 @@ class VideoDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         persistent_workers: bool = False,
         on_error: str = "raise",
+        short: str = "loop",
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__()
+        self.short = short
+        self.cache_dir = cache_dir
+        self._cache: VideoCache | None = None
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
         self.on_error = on_error
@@ -104,9 +118,65 @@ class VideoDataModule(L.LightningDataModule):
         """
         raise NotImplementedError
 
+    def all_videos(self) -> list[VideoEntry]:
+        """Entries of every split, each video once (what ``lowres-har preprocess`` decodes)."""
+        seen: dict[tuple[str, Any], VideoEntry] = {}
+        for split in ("train", "val", "test"):
+            for entry in self.split_videos(split):
+                key = (str(entry[0]), tuple(entry[2]) if len(entry) > 2 else None)  # type: ignore[misc]
+                seen.setdefault(key, entry)
+        return list(seen.values())
+
+    @property
+    def cache(self) -> VideoCache | None:
+        """The opened preprocessing cache (``cache_dir``), checked against ``views``."""
+        if self.cache_dir is None:
+            return None
+        if self._cache is None:
+            cache = VideoCache(self.cache_dir)
+            wanted = ViewDegrader(self.views).specs()
+            for name, spec in wanted.items():
+                if cache.views.get(name) != spec:
+                    raise ValueError(
+                        f"cache {self.cache_dir} was built with view {name!r} = "
+                        f"{cache.views.get(name)}, but this data module asks for {spec}; "
+                        f"rebuild it with `lowres-har preprocess` for this config"
+                    )
+            self._cache = cache
+        return self._cache
+
+    def _cached_entries(self, entries: list[VideoEntry], split: str) -> list[VideoEntry]:
+        """Drop (``on_error: skip``) or report entries that failed in preprocessing."""
+        cache = self.cache
+        assert cache is not None
+        failed, absent = [], []
+        kept: list[VideoEntry] = []
+        for entry in entries:
+            key = cache.key(entry[0], tuple(entry[2]) if len(entry) > 2 else None)  # type: ignore[misc,arg-type]
+            if key in cache.failed:
+                failed.append(f"{key} ({cache.failed[key]})")
+            elif key not in cache:
+                absent.append(key)
+            else:
+                kept.append(entry)
+        if absent:
+            raise ValueError(
+                f"{len(absent)} {split} videos are not in the cache {self.cache_dir} "
+                f"(first: {', '.join(absent[:3])}); rebuild it with `lowres-har preprocess`"
+            )
+        if failed:
+            msg = f"{len(failed)} {split} videos failed in preprocessing: {'; '.join(failed[:3])}"
+            if self.on_error == "raise":
+                raise VideoDecodeError(msg + " (set on_error: skip to train without them)")
+            log.warning("%s; skipped (on_error: skip)", msg)
+        return kept
+
     def make_dataset(self, split: str) -> ClipDataset:
         """The :class:`ClipDataset` of a split, with training augmentation for ``train``."""
         train = split == "train"
+        entries = self.split_videos(split)
+        if self.cache_dir is not None:
+            entries = self._cached_entries(entries, split)
         transform = ClipTransform(
             self.views,
             train=train,
@@ -116,13 +186,16 @@ class VideoDataModule(L.LightningDataModule):
             std=self.std,
         )
         return ClipDataset(
-            self.split_videos(split),
+            entries,
             transform,
             num_frames=self.num_frames,
             stride=self.stride,
             sampling=self.sampling,
             train=train,
             clips_per_video=self.eval_clips,
+            short=self.short,
+            cache=self.cache,
+            on_error=self.on_error,
         )
 
     def setup(self, stage: str | None = None) -> None:

@@ -8,7 +8,7 @@ the source frames before degradation, so every view shows the same content.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +24,10 @@ from lowres_har.transforms import (
     RandomResizedCrop,
     Resize,
     ToTensor,
+    resize_clip,
 )
 
-__all__ = ["DEFAULT_VIEWS", "ClipTransform", "ViewSpec", "parse_views"]
+__all__ = ["DEFAULT_VIEWS", "ClipTransform", "ViewDegrader", "ViewSpec", "parse_views"]
 
 #: eLR 12×16 upsampled to the 32×32 network input.
 DEFAULT_VIEWS: dict[str, dict[str, Any]] = {"video": {"size": [12, 16], "upsample_to": [32, 32]}}
@@ -34,18 +35,48 @@ DEFAULT_VIEWS: dict[str, dict[str, Any]] = {"video": {"size": [12, 16], "upsampl
 
 @dataclass(frozen=True)
 class ViewSpec:
-    """One view: degrade to ``size`` ``(H, W)``, then optionally resize to ``upsample_to``."""
+    """One view: what a camera of ``size`` ``(H, W)`` records, then (optionally) the resize to the
+    network input ``upsample_to``.
+
+    The deterministic part (aspect handling, lens blur, area downsampling, compression artefacts)
+    is :meth:`degrade`; a preprocessing cache stores its output. Sensor noise and the upsampling
+    happen when a clip is loaded.
+
+    Attributes:
+        size: recorded ``(H, W)``.
+        upsample_to: network input ``(H, W)``, or ``None`` to feed ``size`` directly.
+        interpolation: downsampling mode (``"area"`` averages pixels like a coarser sensor).
+        upsample_interpolation: upsampling mode.
+        aspect: ``"crop"`` (centre-crop to the target aspect), ``"pad"`` (pad with black) or
+            ``"stretch"`` (squeeze the whole frame).
+        blur_sigma: Gaussian lens blur, in output pixels (0: none).
+        jpeg_quality: JPEG compression artefacts at this quality 1–100 (``None``: none).
+        noise: Gaussian sensor noise std in 0–255 units (0: none), drawn fresh per clip.
+    """
 
     size: tuple[int, int]
     upsample_to: tuple[int, int] | None = None
     interpolation: str = "area"
     upsample_interpolation: str = "bilinear"
-    crop_to_aspect: bool = True
+    aspect: str = "crop"
+    blur_sigma: float = 0.0
+    jpeg_quality: int | None = None
+    noise: float = 0.0
 
     @property
     def output_size(self) -> tuple[int, int]:
         """``(H, W)`` of the tensor the model receives."""
         return self.upsample_to or self.size
+
+    def degrade_spec(self) -> dict[str, Any]:
+        """The deterministic part as a JSON-able dict (what a cache of this view depends on)."""
+        return {
+            "size": list(self.size),
+            "interpolation": self.interpolation,
+            "aspect": self.aspect,
+            "blur_sigma": self.blur_sigma,
+            "jpeg_quality": self.jpeg_quality,
+        }
 
 
 def _pair(value: Any, what: str) -> tuple[int, int]:
@@ -56,41 +87,98 @@ def _pair(value: Any, what: str) -> tuple[int, int]:
     raise ValueError(f"{what} must be an int or [H, W], got {value!r}")
 
 
+_VIEW_KEYS = {
+    "size",
+    "upsample_to",
+    "interpolation",
+    "upsample_interpolation",
+    "aspect",
+    "crop_to_aspect",
+    "blur_sigma",
+    "jpeg_quality",
+    "noise",
+}
+
+
 def parse_views(views: Mapping[str, Mapping[str, Any]] | None) -> dict[str, ViewSpec]:
-    """Validate a ``{name: {size, upsample_to, interpolation, ...}}`` mapping from a config."""
+    """Validate a ``{name: {size, upsample_to, aspect, blur_sigma, ...}}`` mapping from a config.
+
+    ``crop_to_aspect: false`` is accepted as the older spelling of ``aspect: stretch``.
+    """
     views = DEFAULT_VIEWS if views is None else views
     if not views:
         raise ValueError("views must name at least one view (e.g. 'video')")
-    allowed = {"size", "upsample_to", "interpolation", "upsample_interpolation", "crop_to_aspect"}
     out = {}
     for name, spec in views.items():
-        unknown = set(spec) - allowed
+        unknown = set(spec) - _VIEW_KEYS
         if unknown:
             raise ValueError(
-                f"view {name!r}: unknown keys {sorted(unknown)} (allowed {sorted(allowed)})"
+                f"view {name!r}: unknown keys {sorted(unknown)} (allowed {sorted(_VIEW_KEYS)})"
             )
         if "size" not in spec:
             raise ValueError(f"view {name!r} needs a 'size' [H, W]")
         up = spec.get("upsample_to")
+        aspect = str(spec.get("aspect", "crop" if spec.get("crop_to_aspect", True) else "stretch"))
+        if aspect not in ("crop", "pad", "stretch"):
+            raise ValueError(f"view {name!r}: aspect must be crop, pad or stretch, got {aspect!r}")
+        quality = spec.get("jpeg_quality")
+        if quality is not None and not 1 <= int(quality) <= 100:
+            raise ValueError(f"view {name!r}: jpeg_quality must be in 1..100, got {quality}")
+        blur, noise = float(spec.get("blur_sigma", 0.0)), float(spec.get("noise", 0.0))
+        if blur < 0 or noise < 0:
+            raise ValueError(f"view {name!r}: blur_sigma and noise must be >= 0")
         out[name] = ViewSpec(
             size=_pair(spec["size"], f"views.{name}.size"),
             upsample_to=None if up is None else _pair(up, f"views.{name}.upsample_to"),
             interpolation=str(spec.get("interpolation", "area")),
             upsample_interpolation=str(spec.get("upsample_interpolation", "bilinear")),
-            crop_to_aspect=bool(spec.get("crop_to_aspect", True)),
+            aspect=aspect,
+            blur_sigma=blur,
+            jpeg_quality=None if quality is None else int(quality),
+            noise=noise,
         )
     return out
+
+
+class ViewDegrader:
+    """The deterministic part of a set of views: uint8 ``(T, H, W, 3)`` →
+    ``{name: uint8 (T, h, w, 3)}``. Picklable (preprocessing workers run it)."""
+
+    def __init__(self, views: Mapping[str, ViewSpec]) -> None:
+        self.views = dict(views)
+        self.degrade = {n: _make_degrade(v) for n, v in self.views.items()}
+
+    def __call__(self, clip: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: fn(clip) for name, fn in self.degrade.items()}
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, int]]:
+        """``{name: (h, w)}`` of the outputs."""
+        return {n: v.size for n, v in self.views.items()}
+
+    def specs(self) -> dict[str, dict[str, Any]]:
+        """JSON-able description (see :meth:`ViewSpec.degrade_spec`)."""
+        return {n: v.degrade_spec() for n, v in self.views.items()}
+
+
+def _make_degrade(view: ViewSpec) -> Callable[[np.ndarray], np.ndarray]:
+    return Degrade(view.size, view.interpolation, crop_to_aspect=view.aspect == "crop")
 
 
 class ClipTransform:
     """uint8 clip ``(T, H, W, 3)`` → ``{view name: float tensor (3, T, h, w)}``.
 
+    From source frames (:meth:`__call__`): random crop and flip (train), then each view's
+    degradation, noise, upsampling and normalisation. From already degraded frames, e.g. a
+    preprocessing cache (:meth:`from_views`): the same random crop (drawn once, in relative
+    coordinates, applied to every view and resized back to the view's size) and flip, then noise,
+    upsampling and normalisation.
+
     Args:
         views: parsed view specs.
         train: apply the random augmentation.
         hflip: probability of a horizontal flip (train only).
-        crop_scale: area fraction range of a random crop before degradation (train only; ``None``
-            disables cropping).
+        crop_scale: area fraction range of a random crop (train only; ``None`` disables it).
         mean: per-channel normalisation mean (in [0, 1] units).
         std: per-channel normalisation std.
     """
@@ -109,9 +197,7 @@ class ClipTransform:
         self.train = train
         self.flip = RandomHorizontalFlip(hflip) if train and hflip > 0 else None
         self.crop = RandomResizedCrop(None, scale=crop_scale) if train and crop_scale else None
-        self.degrade = {
-            n: Degrade(v.size, v.interpolation, v.crop_to_aspect) for n, v in self.views.items()
-        }
+        self.degrader = ViewDegrader(self.views)
         self.resize = {
             n: Resize(v.upsample_to, v.upsample_interpolation)
             for n, v in self.views.items()
@@ -119,16 +205,54 @@ class ClipTransform:
         }
         self.to_tensor = ToTensor()
         self.normalize = Normalize(mean, std)
+        # ToTensor + Normalize fused: x * scale - shift with scale = 1 / (255 std)
+        std_t = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1, 1)
+        self._scale = 1.0 / (255.0 * std_t)
+        self._shift = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1, 1) / std_t
 
     def __call__(self, clip: np.ndarray) -> dict[str, torch.Tensor]:
+        """Source frames uint8 ``(T, H, W, 3)`` → ``{view: float (3, T, h, w)}``."""
         if self.crop is not None:
             clip = self.crop(clip)
         if self.flip is not None:
             clip = self.flip(clip)
+        return self.finish(self.degrader(clip))
+
+    def from_views(self, views: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """Degraded frames ``{view: uint8 (T, h, w, 3)}`` → ``{view: float (3, T, h', w')}``."""
+        views = {n: views[n] for n in self.views}
+        if self.crop is not None:
+            first = next(iter(views.values()))
+            fh, fw = first.shape[1:3]
+            y0, x0, h, w = self.crop.params(fh, fw)
+            rel = (y0 / fh, x0 / fw, h / fh, w / fw)
+            cropped = {}
+            for name, clip in views.items():
+                ch, cw = clip.shape[1:3]
+                top, left = round(rel[0] * ch), round(rel[1] * cw)
+                hh, ww = max(1, round(rel[2] * ch)), max(1, round(rel[3] * cw))
+                region = np.ascontiguousarray(clip[:, top : top + hh, left : left + ww])
+                cropped[name] = resize_clip(region, (ch, cw), "area")
+            views = cropped
+        if self.flip is not None and float(torch.rand(())) < self.flip.p:
+            views = {n: np.ascontiguousarray(v[:, :, ::-1]) for n, v in views.items()}
+        return self.finish(views)
+
+    def finish(self, views: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """Noise, upsampling and normalisation of degraded views."""
         out = {}
-        for name in self.views:
-            view = self.degrade[name](clip)
+        for name, view in views.items():
+            spec = self.views[name]
+            if spec.noise > 0:
+                noisy = view.astype(np.float32) + torch.randn(view.shape).numpy() * spec.noise
+                view = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
             if name in self.resize:
                 view = self.resize[name](view)
-            out[name] = self.normalize(self.to_tensor(view))
+            if view.shape[-1] != self._scale.shape[0]:
+                raise ValueError(
+                    f"view {name!r} has {view.shape[-1]} channels, normalisation has "
+                    f"{self._scale.shape[0]}"
+                )
+            t = torch.from_numpy(np.ascontiguousarray(view)).permute(3, 0, 1, 2).float()
+            out[name] = t.mul_(self._scale).sub_(self._shift)
         return out

@@ -12,8 +12,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lowres_har.data.io import read_video
+from lowres_har.data.cache import VideoCache
+from lowres_har.data.io import VideoDecodeError, read_video
 from lowres_har.data.sampling import random_clip, segment_indices, uniform_clips
+
+try:  # TEMPORARY while sampling.py is being extended
+    from lowres_har.data.sampling import gather_frames
+except ImportError:  # pragma: no cover
+
+    def gather_frames(frames: np.ndarray, indices: np.ndarray) -> np.ndarray:  # type: ignore[misc]
+        return frames[indices]
 
 __all__ = ["ON_ERROR", "ClipDataset", "Label", "VideoEntry", "check_videos"]
 
@@ -86,7 +94,13 @@ class ClipDataset(Dataset[dict[str, torch.Tensor]]):
         sampling: ``"clip"`` (contiguous strided clip) or ``"segment"`` (one frame per segment).
         train: random clip / segment offsets (else deterministic).
         clips_per_video: clips per video (evaluation).
-        short: policy for videos shorter than a clip: ``"loop"`` or ``"repeat_last"``.
+        short: policy for videos shorter than a clip: ``"loop"``, ``"repeat_last"`` or
+            ``"pad"`` (black frames).
+        cache: a :class:`~lowres_har.data.cache.VideoCache` holding these videos' views; clips are
+            then sliced from it (``transform`` must have ``from_views``, like
+            :class:`~lowres_har.data.views.ClipTransform`) instead of decoding the file.
+        on_error: a video that fails to decode: ``"raise"`` (default) or ``"skip"`` (log it once
+            and serve the next video in the list instead).
     """
 
     def __init__(
@@ -100,6 +114,8 @@ class ClipDataset(Dataset[dict[str, torch.Tensor]]):
         train: bool = False,
         clips_per_video: int = 1,
         short: str = "loop",
+        cache: VideoCache | None = None,
+        on_error: str = "raise",
     ) -> None:
         if sampling not in ("clip", "segment"):
             raise ValueError(f"sampling must be 'clip' or 'segment', got {sampling!r}")
@@ -118,6 +134,16 @@ class ClipDataset(Dataset[dict[str, torch.Tensor]]):
         self.train = train
         self.clips_per_video = 1 if train else clips_per_video
         self.short = short
+        self.on_error = on_error
+        self.cache = cache
+        self.keys: list[str] = []
+        if cache is not None:
+            if not hasattr(transform, "from_views"):
+                raise TypeError("a cached ClipDataset needs a transform with from_views()")
+            self.keys = [
+                cache.key(p, r) for (p, _), r in zip(self.videos, self.ranges, strict=True)
+            ]
+        self._failed: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.videos) * self.clips_per_video
@@ -139,17 +165,49 @@ class ClipDataset(Dataset[dict[str, torch.Tensor]]):
             num_video, self.num_frames, self.stride, self.clips_per_video, short=self.short
         )[clip]
 
+    def _load(self, video_index: int, clip: int) -> dict[str, torch.Tensor]:
+        if self.cache is not None:
+            key = self.keys[video_index]
+            idx = self.clip_indices(self.cache.num_frames(key), clip)
+            keep = np.maximum(idx, 0)
+            views = self.cache.frames(key, list(self.transform.views), keep)  # type: ignore[attr-defined]
+            if (idx < 0).any():  # "pad" policy: black frames
+                views = {
+                    n: gather_frames(v, np.where(idx < 0, -1, np.arange(len(idx))))
+                    for n, v in views.items()
+                }
+            return dict(self.transform.from_views(views))  # type: ignore[attr-defined]
+        path = self.videos[video_index][0]
+        span = self.ranges[video_index]
+        if span is None:
+            frames, _ = read_video(path)
+        else:
+            frames, _ = read_video(path, start=span[0], end=span[1])
+        return dict(self.transform(gather_frames(frames, self.clip_indices(len(frames), clip))))
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} clips")
         video_index, clip = divmod(index, self.clips_per_video)
-        path, label = self.videos[video_index]
-        frames, _ = read_video(path)
-        span = self.ranges[video_index]
-        if span is not None:
-            frames = frames[span[0] : span[1]]
-        frames = frames[self.clip_indices(len(frames), clip)]
-        item: dict[str, Any] = dict(self.transform(frames))
+        for _ in range(len(self.videos)):
+            try:
+                item: dict[str, Any] = self._load(video_index, clip)
+                break
+            except VideoDecodeError as err:
+                if self.on_error != "skip":
+                    raise
+                if video_index not in self._failed:
+                    self._failed.add(video_index)
+                    log.warning(
+                        "skipping %s (on_error: skip; %d failed so far in this process): %s",
+                        self.videos[video_index][0],
+                        len(self._failed),
+                        err,
+                    )
+                video_index = (video_index + 1) % len(self.videos)
+        else:
+            raise VideoDecodeError(f"every video of this dataset failed to decode ({len(self)})")
+        label = self.videos[video_index][1]
         if isinstance(label, int):
             item["label"] = torch.tensor(label, dtype=torch.long)
         else:

@@ -60,6 +60,12 @@ class VideoDataModule(L.LightningDataModule):
         short: policy for videos shorter than a clip: ``"loop"``, ``"repeat_last"`` or ``"pad"``.
         cache_dir: a folder written by ``lowres-har preprocess`` for this data configuration;
             clips are then read from it instead of decoding the videos (same views required).
+        short_side_scale: ``[min, max]`` random short side (pixels) of the source frames in
+            training (``min`` in evaluation) before cropping; ``null`` keeps the size.
+        crop_size: ``[H, W]`` fixed-size crop of the source frames (random in training, centre in
+            evaluation), used instead of the ``crop_scale`` crop.
+        randaugment: RandAugment arguments for training, e.g. ``{num_ops: 2, magnitude: 9}``;
+            ``null`` disables it.
     """
 
     def __init__(
@@ -80,8 +86,14 @@ class VideoDataModule(L.LightningDataModule):
         on_error: str = "raise",
         short: str = "loop",
         cache_dir: str | None = None,
+        short_side_scale: tuple[int, int] | None = None,
+        crop_size: tuple[int, int] | None = None,
+        randaugment: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        self.short_side_scale = short_side_scale
+        self.crop_size = crop_size
+        self.randaugment = randaugment
         self.short = short
         self.cache_dir = cache_dir
         self._cache: VideoCache | None = None
@@ -184,6 +196,9 @@ class VideoDataModule(L.LightningDataModule):
             crop_scale=self.crop_scale,  # type: ignore[arg-type]
             mean=self.mean,
             std=self.std,
+            short_side_scale=self.short_side_scale,
+            crop_size=self.crop_size,
+            randaugment=self.randaugment,
         )
         return ClipDataset(
             entries,

@@ -18,12 +18,18 @@ import torch
 from lowres_har.transforms import (
     KINETICS_MEAN,
     KINETICS_STD,
+    CenterCrop,
     Degrade,
+    GaussianNoise,
     Normalize,
+    RandAugment,
+    RandomCrop,
     RandomHorizontalFlip,
     RandomResizedCrop,
+    RandomShortSideScale,
     Resize,
     ToTensor,
+    randaugment_op,
     resize_clip,
 )
 
@@ -162,17 +168,28 @@ class ViewDegrader:
 
 
 def _make_degrade(view: ViewSpec) -> Callable[[np.ndarray], np.ndarray]:
-    return Degrade(view.size, view.interpolation, crop_to_aspect=view.aspect == "crop")
+    return Degrade(
+        view.size,
+        view.interpolation,
+        aspect=view.aspect,
+        blur_sigma=view.blur_sigma,
+        jpeg_quality=view.jpeg_quality,
+    )
 
 
 class ClipTransform:
     """uint8 clip ``(T, H, W, 3)`` → ``{view name: float tensor (3, T, h, w)}``.
 
-    From source frames (:meth:`__call__`): random crop and flip (train), then each view's
-    degradation, noise, upsampling and normalisation. From already degraded frames, e.g. a
-    preprocessing cache (:meth:`from_views`): the same random crop (drawn once, in relative
-    coordinates, applied to every view and resized back to the view's size) and flip, then noise,
+    From source frames (:meth:`__call__`), training: random short-side scale, random crop
+    (``crop_size`` fixed-size, else a random-resized crop of ``crop_scale`` area), flip and
+    RandAugment, all drawn once per clip; evaluation: short side scaled to ``short_side_scale[0]``
+    and a centre ``crop_size`` crop when those are set. Then each view's degradation, noise,
     upsampling and normalisation.
+
+    From already degraded frames, e.g. a preprocessing cache (:meth:`from_views`): the same
+    random crop (drawn once in relative coordinates, applied to every view and resized back to
+    the view's size), flip and RandAugment (one draw for all views), then noise, upsampling and
+    normalisation. Short-side scaling has no meaning there and is skipped.
 
     Args:
         views: parsed view specs.
@@ -181,6 +198,12 @@ class ClipTransform:
         crop_scale: area fraction range of a random crop (train only; ``None`` disables it).
         mean: per-channel normalisation mean (in [0, 1] units).
         std: per-channel normalisation std.
+        short_side_scale: ``(min, max)`` short side in pixels of the source frames before
+            cropping (train: random in the range; eval: ``min``); ``None`` keeps the size.
+        crop_size: ``(H, W)`` fixed-size crop of the source frames (random in train, centre in
+            eval); replaces the ``crop_scale`` crop when set.
+        randaugment: ``{num_ops, magnitude, ...}`` arguments of
+            :class:`~lowres_har.transforms.RandAugment` (train only); ``None`` disables it.
     """
 
     def __init__(
@@ -192,11 +215,28 @@ class ClipTransform:
         crop_scale: tuple[float, float] | None = (0.6, 1.0),
         mean: Sequence[float] = KINETICS_MEAN,
         std: Sequence[float] = KINETICS_STD,
+        short_side_scale: Sequence[int] | None = None,
+        crop_size: Sequence[int] | None = None,
+        randaugment: Mapping[str, Any] | None = None,
     ) -> None:
         self.views = dict(views)
         self.train = train
         self.flip = RandomHorizontalFlip(hflip) if train and hflip > 0 else None
-        self.crop = RandomResizedCrop(None, scale=crop_scale) if train and crop_scale else None
+        self.scale: Callable[[np.ndarray], np.ndarray] | None = None
+        if short_side_scale is not None:
+            lo, hi = (int(v) for v in short_side_scale)
+            self.scale = RandomShortSideScale(lo, hi if train else lo)
+        self.fixed_crop: Callable[[np.ndarray], np.ndarray] | None = None
+        if crop_size is not None:
+            size = _pair(list(crop_size), "crop_size")
+            self.fixed_crop = RandomCrop(size) if train else CenterCrop(size)
+        self.crop = (
+            RandomResizedCrop(None, scale=crop_scale)
+            if train and crop_scale and crop_size is None
+            else None
+        )
+        self.randaugment = RandAugment(**randaugment) if train and randaugment else None
+        self.noise = {n: GaussianNoise(v.noise) for n, v in self.views.items() if v.noise > 0}
         self.degrader = ViewDegrader(self.views)
         self.resize = {
             n: Resize(v.upsample_to, v.upsample_interpolation)
@@ -212,10 +252,16 @@ class ClipTransform:
 
     def __call__(self, clip: np.ndarray) -> dict[str, torch.Tensor]:
         """Source frames uint8 ``(T, H, W, 3)`` → ``{view: float (3, T, h, w)}``."""
+        if self.scale is not None:
+            clip = self.scale(clip)
+        if self.fixed_crop is not None:
+            clip = self.fixed_crop(clip)
         if self.crop is not None:
             clip = self.crop(clip)
         if self.flip is not None:
             clip = self.flip(clip)
+        if self.randaugment is not None:
+            clip = self.randaugment(clip)
         return self.finish(self.degrader(clip))
 
     def from_views(self, views: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -236,16 +282,29 @@ class ClipTransform:
             views = cropped
         if self.flip is not None and float(torch.rand(())) < self.flip.p:
             views = {n: np.ascontiguousarray(v[:, :, ::-1]) for n, v in views.items()}
+        if self.randaugment is not None:
+            ra = self.randaugment
+            for op, sign in ra.draw():
+                views = {
+                    n: randaugment_op(
+                        v,
+                        op,
+                        ra.level,
+                        sign,
+                        interpolation=ra.interpolation,
+                        fill=ra.fill,
+                        max_translate=ra.max_translate,
+                    )
+                    for n, v in views.items()
+                }
         return self.finish(views)
 
     def finish(self, views: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
         """Noise, upsampling and normalisation of degraded views."""
         out = {}
         for name, view in views.items():
-            spec = self.views[name]
-            if spec.noise > 0:
-                noisy = view.astype(np.float32) + torch.randn(view.shape).numpy() * spec.noise
-                view = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+            if name in self.noise:
+                view = self.noise[name](view)
             if name in self.resize:
                 view = self.resize[name](view)
             if view.shape[-1] != self._scale.shape[0]:

@@ -14,14 +14,13 @@ from torch.utils.data import Dataset
 
 from lowres_har.data.cache import VideoCache
 from lowres_har.data.io import VideoDecodeError, read_video
-from lowres_har.data.sampling import random_clip, segment_indices, uniform_clips
-
-try:  # TEMPORARY while sampling.py is being extended
-    from lowres_har.data.sampling import gather_frames
-except ImportError:  # pragma: no cover
-
-    def gather_frames(frames: np.ndarray, indices: np.ndarray) -> np.ndarray:  # type: ignore[misc]
-        return frames[indices]
+from lowres_har.data.sampling import (
+    SHORT_POLICIES,
+    gather_frames,
+    random_clip,
+    segment_indices,
+    uniform_clips,
+)
 
 __all__ = ["ON_ERROR", "ClipDataset", "Label", "VideoEntry", "check_videos"]
 
@@ -121,6 +120,8 @@ class ClipDataset(Dataset[dict[str, torch.Tensor]]):
             raise ValueError(f"sampling must be 'clip' or 'segment', got {sampling!r}")
         if clips_per_video < 1:
             raise ValueError(f"clips_per_video must be >= 1, got {clips_per_video}")
+        if short not in SHORT_POLICIES:
+            raise ValueError(f"short must be one of {SHORT_POLICIES}, got {short!r}")
         self.videos: list[tuple[str, Label]] = [(str(v[0]), v[1]) for v in videos]
         #: ``(start, end)`` frame range per video, ``None`` for the whole file.
         self.ranges: list[tuple[int, int] | None] = [

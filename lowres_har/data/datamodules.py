@@ -13,7 +13,13 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from lowres_har.data.cache import VideoCache
-from lowres_har.data.datasets.base import ON_ERROR, ClipDataset, VideoEntry
+from lowres_har.data.datasets.base import (
+    ON_ERROR,
+    ClipDataset,
+    SlidingWindowDataset,
+    VideoEntry,
+    check_videos,
+)
 from lowres_har.data.io import VideoDecodeError
 from lowres_har.data.views import ClipTransform, ViewDegrader, parse_views
 from lowres_har.transforms import KINETICS_MEAN, KINETICS_STD
@@ -66,6 +72,11 @@ class VideoDataModule(L.LightningDataModule):
             evaluation), used instead of the ``crop_scale`` crop.
         randaugment: RandAugment arguments for training, e.g. ``{num_ops: 2, magnitude: 9}``;
             ``null`` disables it.
+        predict_split: the split ``predict`` runs on.
+        predict_windows: predict over sliding windows covering each whole video (items carry
+            ``window_start``/``window_end`` frame numbers and ``fps``) instead of
+            ``eval_clips`` clips per video.
+        window_step: frames between window starts (default: the clip span, no overlap).
     """
 
     def __init__(
@@ -89,8 +100,14 @@ class VideoDataModule(L.LightningDataModule):
         short_side_scale: tuple[int, int] | None = None,
         crop_size: tuple[int, int] | None = None,
         randaugment: dict[str, Any] | None = None,
+        predict_split: str = "test",
+        predict_windows: bool = False,
+        window_step: int | None = None,
     ) -> None:
         super().__init__()
+        self.predict_split = predict_split
+        self.predict_windows = predict_windows
+        self.window_step = window_step
         self.short_side_scale = short_side_scale
         self.crop_size = crop_size
         self.randaugment = randaugment
@@ -115,6 +132,7 @@ class VideoDataModule(L.LightningDataModule):
         self.persistent_workers = persistent_workers and num_workers > 0
         self.class_names: list[str] = []
         self.datasets: dict[str, ClipDataset] = {}
+        self.window_dataset: SlidingWindowDataset | None = None
 
     @property
     def num_classes(self) -> int:
@@ -214,11 +232,15 @@ class VideoDataModule(L.LightningDataModule):
         )
 
     def setup(self, stage: str | None = None) -> None:
+        if stage == "predict" and self.predict_windows:
+            if self.window_dataset is None:
+                self.window_dataset = self.make_window_dataset(self.predict_split)
+            return
         wanted = {
             "fit": ("train", "val"),
             "validate": ("val",),
             "test": ("test",),
-            "predict": ("test",),
+            "predict": (self.predict_split,),
             None: ("train", "val", "test"),
         }[stage]
         for split in wanted:
@@ -260,7 +282,42 @@ class VideoDataModule(L.LightningDataModule):
         return self._loader("test", shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        if not self.predict_windows:
+            return self._loader(self.predict_split, shuffle=False)
+        if self.window_dataset is None:
+            self.setup("predict")
+        assert self.window_dataset is not None
+        return DataLoader(
+            self.window_dataset,
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+        )
+
+    def make_window_dataset(self, split: str) -> SlidingWindowDataset:
+        """Sliding windows over every video of ``split`` (see :class:`SlidingWindowDataset`)."""
+        entries = self.split_videos(split)
+        if self.cache_dir is not None:
+            entries = self._cached_entries(entries, split)
+        transform = ClipTransform(
+            self.views,
+            train=False,
+            mean=self.mean,
+            std=self.std,
+            short_side_scale=self.short_side_scale,
+            crop_size=self.crop_size,
+        )
+        return SlidingWindowDataset(
+            entries,
+            transform,
+            num_frames=self.num_frames,
+            stride=self.stride,
+            step=self.window_step,
+            short=self.short,
+            cache=self.cache,
+        )
 
 
 class SynthActionsDataModule(VideoDataModule):
@@ -349,4 +406,4 @@ class SynthActionsDataModule(VideoDataModule):
                 raise ValueError(f"{listing}:{n}: expected '<path> <label>', got {line!r}") from err
             if original in relabel:
                 videos.append((str(self.dataset_dir / rel), relabel[original]))
-        return videos
+        return check_videos(videos, on_error=self.on_error, what=f"SynthActions {split}")

@@ -22,7 +22,7 @@ from lowres_har.data.sampling import (
     uniform_clips,
 )
 
-__all__ = ["ON_ERROR", "ClipDataset", "Label", "VideoEntry", "check_videos"]
+__all__ = ["ON_ERROR", "ClipDataset", "Label", "SlidingWindowDataset", "VideoEntry", "check_videos"]
 
 log = logging.getLogger("lowres_har")
 
@@ -214,4 +214,89 @@ class ClipDataset(Dataset[dict[str, torch.Tensor]]):
         else:
             item["label"] = torch.as_tensor(label, dtype=torch.float32)
         item["video_index"] = torch.tensor(video_index, dtype=torch.long)
+        return item
+
+
+class SlidingWindowDataset(Dataset[dict[str, torch.Tensor]]):
+    """Every window of every video, for prediction over whole videos.
+
+    Windows come from :func:`~lowres_har.data.sampling.sliding_windows`: ``num_frames`` frames
+    ``stride`` apart, starts ``step`` apart, the last window aligned to the video's end. Frame
+    counts are read once at construction (from the cache, or by decoding with
+    :func:`~lowres_har.data.io.probe_video`), so ``len`` is exact and the index deterministic.
+
+    Each item is ``{**views, "label", "video_index": int64 (), "window_start": int64 (),
+    "window_end": int64 (), "fps": float32 ()}``; ``[window_start, window_end)`` are frame
+    numbers within the entry (add the entry's range start for positions in the file).
+
+    Args:
+        videos: split entries ``(path, label[, (start, end)])``.
+        transform: an evaluation :class:`~lowres_har.data.views.ClipTransform`.
+        num_frames: frames per window.
+        stride: frame step inside a window.
+        step: frames between window starts (default: the window span, no overlap).
+        short: policy for videos shorter than a window.
+        cache: optional :class:`~lowres_har.data.cache.VideoCache` holding the videos.
+    """
+
+    def __init__(
+        self,
+        videos: Sequence[VideoEntry],
+        transform: Callable[[np.ndarray], dict[str, torch.Tensor]],
+        *,
+        num_frames: int = 16,
+        stride: int = 1,
+        step: int | None = None,
+        short: str = "loop",
+        cache: VideoCache | None = None,
+    ) -> None:
+        from lowres_har.data.io import probe_video
+        from lowres_har.data.sampling import sliding_windows
+
+        self.clips = ClipDataset(
+            videos, transform, num_frames=num_frames, stride=stride, short=short, cache=cache
+        )
+        self.videos = self.clips.videos
+        self.windows: list[tuple[int, np.ndarray, int, int]] = []
+        self.fps: list[float] = []
+        for v, ((path, _), span) in enumerate(zip(self.videos, self.clips.ranges, strict=True)):
+            if cache is not None:
+                count, fps = cache.num_frames(self.clips.keys[v]), cache.fps(self.clips.keys[v])
+            else:
+                meta = probe_video(path)
+                count = meta.num_frames if span is None else min(span[1], meta.num_frames) - span[0]
+                fps = meta.fps
+            self.fps.append(fps)
+            for idx, start, end in sliding_windows(count, num_frames, stride, step, short=short):
+                self.windows.append((v, idx, start, end))
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} windows")
+        v, idx, start, end = self.windows[index]
+        clips, cache, transform = self.clips, self.clips.cache, self.clips.transform
+        if cache is not None:
+            views = cache.frames(clips.keys[v], list(transform.views), np.maximum(idx, 0))  # type: ignore[attr-defined]
+            views = {
+                n: gather_frames(a, np.where(idx < 0, -1, np.arange(len(idx))))
+                for n, a in views.items()
+            }
+            item: dict[str, Any] = dict(transform.from_views(views))  # type: ignore[attr-defined]
+        else:
+            path, span = self.videos[v][0], clips.ranges[v]
+            offset = 0 if span is None else span[0]
+            hi = int(idx.max()) + 1
+            frames, _ = read_video(path, start=offset, end=offset + hi)
+            item = dict(transform(gather_frames(frames, idx)))
+        label = self.videos[v][1]
+        item["label"] = torch.as_tensor(
+            label, dtype=torch.long if isinstance(label, int) else torch.float32
+        )
+        item["video_index"] = torch.tensor(v, dtype=torch.long)
+        item["window_start"] = torch.tensor(start, dtype=torch.long)
+        item["window_end"] = torch.tensor(end, dtype=torch.long)
+        item["fps"] = torch.tensor(self.fps[v], dtype=torch.float32)
         return item

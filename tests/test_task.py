@@ -156,3 +156,19 @@ def test_top5_is_not_merged_with_top1() -> None:
     out = metrics.compute()
     assert float(out["top1"]) == pytest.approx(0.5)
     assert float(out["top5"]) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("multilabel", [False, True])
+def test_single_video_eval_epoch(multilabel: bool) -> None:
+    """Two clips of one video: torchmetrics squeezes one-element results; shapes must survive."""
+    task = VideoClassificationTask(model="c3d_tiny", num_classes=5, multilabel=multilabel)
+    batch = _batch(2, 5)
+    batch["video_index"] = torch.zeros(2, dtype=torch.long)
+    if multilabel:
+        batch["label"] = torch.tensor([[1, 0, 0, 1, 0]] * 2).float()
+    else:
+        batch["label"] = torch.tensor([3, 3])
+    task._eval_step(batch, "val")
+    results = task._eval_epoch_end("val")
+    key = "val/video_mAP" if multilabel else "val/video_top1"
+    assert key in results and 0.0 <= float(results[key]) <= 1.0

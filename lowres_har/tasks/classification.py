@@ -292,6 +292,12 @@ class VideoClassificationTask(L.LightningModule):
             return results
         video_probs, video_target, _ = aggregator.compute()
         aggregator.reset()
+        # torchmetrics squeezes one-element results: restore the (V, ...) shapes for V == 1
+        video_probs = video_probs.reshape(-1, self.hparams["num_classes"])
+        if self.hparams["multilabel"]:
+            video_target = video_target.reshape(-1, self.hparams["num_classes"])
+        else:
+            video_target = video_target.reshape(-1)
         video = self._collection(f"{stage}_video")
         video.update(video_probs, self._metric_target(video_target))
         results.update({f"{stage}/video_{k}": v for k, v in video.compute().items()})

@@ -1,5 +1,10 @@
-"""Map-style video datasets reading official on-disk layouts."""
+"""Map-style video datasets; one module per dataset reads its official on-disk layout."""
 
-from lowres_har.data.datasets.base import ClipDataset
+from lowres_har.data.datasets.base import (
+    ClipDataset,
+    SlidingWindowDataset,
+    VideoEntry,
+    check_videos,
+)
 
-__all__ = ["ClipDataset"]
+__all__ = ["ClipDataset", "SlidingWindowDataset", "VideoEntry", "check_videos"]

@@ -21,7 +21,7 @@ from lightning.pytorch.cli import LightningCLI
 
 import lowres_har  # noqa: I001  (runs the torchvision guard before lightning is imported)
 
-__all__ = ["LowResCLI", "main", "resolve_config", "shipped_configs"]
+__all__ = ["LowResCLI", "build_datamodule", "main", "resolve_config", "shipped_configs"]
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 log = logging.getLogger("lowres_har")
@@ -248,8 +248,12 @@ def _cmd_preprocess(argv: list[str]) -> int:
             f"lowres-har preprocess: {type(dm).__name__} is not a VideoDataModule", file=sys.stderr
         )
         return 2
-    dm.prepare_data()
-    entries = [(str(e[0]), tuple(e[2]) if len(e) > 2 else None) for e in dm.all_videos()]
+    try:
+        dm.prepare_data()
+        entries = [(str(e[0]), tuple(e[2]) if len(e) > 2 else None) for e in dm.all_videos()]
+    except (ValueError, FileNotFoundError) as err:
+        print(f"lowres-har preprocess: {err}", file=sys.stderr)
+        return 2
     degrader = ViewDegrader(views)
     try:
         report = build_cache(
@@ -268,7 +272,12 @@ def _cmd_preprocess(argv: list[str]) -> int:
         return 2
     print(report.summary())
     if report.failures:
-        print(f"{len(report.failures)} videos failed; see {args.out / 'report.json'}")
+        where = (
+            args.out / "report.json"
+            if report.complete
+            else "the chunk files (report.json is written when every shard has finished)"
+        )
+        print(f"{len(report.failures)} videos failed to decode; see {where}")
     if report.complete:
         print(f"use it with: --data.init_args.cache_dir={args.out}")
     return 0
@@ -283,6 +292,7 @@ def _cmd_benchmark_data(argv: list[str]) -> int:
             "thread, training augmentation on)."
         ),
     )
+    p.add_argument("--root", default=None, help="SynthActions cache root")
     p.add_argument("--videos-per-class", type=int, default=10)
     p.add_argument("--video-frames", type=int, default=32, help="frames per rendered video")
     p.add_argument("--num-frames", type=int, default=32, help="frames per clip")
@@ -298,6 +308,7 @@ def _cmd_benchmark_data(argv: list[str]) -> int:
     from lowres_har.data.benchmark import benchmark_data
 
     result = benchmark_data(
+        root=args.root,
         videos_per_class=args.videos_per_class,
         video_frames=args.video_frames,
         num_frames=args.num_frames,

@@ -239,3 +239,12 @@ def test_preprocess_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(args) == 0
     assert "0 chunks (0 videos), 2 already done" in capsys.readouterr().out
     assert main([*args[:5], "--shard", "5/2"]) == 2
+
+
+@pytest.mark.usefixtures("tiny_synth")
+def test_source_frame_options_are_refused_with_a_cache(data_home: Path, tmp_path: Path) -> None:
+    dm = _dm(data_home)
+    _build(dm, tmp_path / "c", chunk_size=16)
+    bad = _dm(data_home, cache_dir=str(tmp_path / "c"), crop_size=(24, 24))
+    with pytest.raises(ValueError, match="crop_size and short_side_scale"):
+        bad.setup("fit")

@@ -125,3 +125,22 @@ def test_cached_crop_is_consistent_across_views() -> None:
         frac_a = float((col_a > 0.5).float().mean())
         frac_b = float((col_b > 0.5).float().mean())
         assert abs(frac_a - frac_b) < 0.15
+
+
+def test_eval_noise_is_seeded_per_item_and_ranges_parse() -> None:
+    views = parse_views({"video": {"size": [12, 16], "noise": [2, 6]}})
+    assert views["video"].noise == (2.0, 6.0) and views["video"].has_noise
+    tf = ClipTransform(views, train=False)
+    clip = np.full((4, 48, 64, 3), 100, np.uint8)
+    a, b, c = tf(clip, seed=7)["video"], tf(clip, seed=7)["video"], tf(clip, seed=8)["video"]
+    torch.testing.assert_close(a, b)
+    assert not torch.equal(a, c)
+    for bad in (
+        {"noise": [5, 2]},
+        {"noise": "loud"},
+        {"interpolation": "lanczos"},
+        {"upsample_interpolation": "cubic"},
+        {"jpeg_quality": 70.5},
+    ):
+        with pytest.raises(ValueError, match="view 'v'"):
+            parse_views({"v": {"size": [12, 16], **bad}})

@@ -53,23 +53,35 @@ class DataBenchmark:
         return asdict(self)
 
 
-def _rate(dataset: ClipDataset, samples: int, seed: int) -> float:
-    """Clips per second over ``samples`` random items, with one torch thread per process (what a
-    DataLoader worker runs with)."""
+def _rates(
+    datasets: list[ClipDataset], samples: list[int], seed: int, rounds: int = 4
+) -> list[float]:
+    """Clips per second of each dataset over random items, with one torch thread (what a
+    DataLoader worker runs with). The datasets take turns in ``rounds`` blocks so that they see
+    the same machine load."""
     gen = torch.Generator().manual_seed(seed)
-    order = torch.randint(0, len(dataset), (samples,), generator=gen).tolist()
+    orders = [
+        torch.randint(0, len(d), (n,), generator=gen).tolist()
+        for d, n in zip(datasets, samples, strict=True)
+    ]
+    elapsed = [0.0] * len(datasets)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        dataset[order[0]]  # warm-up: opens files / maps the cache
-        start = time.perf_counter()
-        for i in order:
-            item = dataset[i]
-            if not torch.isfinite(item["video"]).all():
-                raise RuntimeError("non-finite values in a benchmark clip")
-        return samples / (time.perf_counter() - start)
+        for d, order in zip(datasets, orders, strict=True):
+            for i in order[:5]:  # warm-up (opens files, maps the cache) and a sanity check
+                if not torch.isfinite(d[i]["video"]).all():
+                    raise RuntimeError("non-finite values in a benchmark clip")
+        for r in range(rounds):
+            for k, (d, order) in enumerate(zip(datasets, orders, strict=True)):
+                block = order[r * len(order) // rounds : (r + 1) * len(order) // rounds]
+                start = time.perf_counter()
+                for i in block:
+                    d[i]
+                elapsed[k] += time.perf_counter() - start
     finally:
         torch.set_num_threads(threads)
+    return [n / t for n, t in zip(samples, elapsed, strict=True)]
 
 
 def benchmark_data(
@@ -126,8 +138,7 @@ def benchmark_data(
         decode_ds = dm.make_dataset("train")
         dm.cache_dir = str(out)
         cache_ds = dm.make_dataset("train")
-        decode = _rate(decode_ds, decode_samples, seed)
-        cached = _rate(cache_ds, cache_samples, seed)
+        decode, cached = _rates([decode_ds, cache_ds], [decode_samples, cache_samples], seed)
     view = ", ".join(f"{k}: {v}" for k, v in views.items())
     return DataBenchmark(
         videos=len(entries),

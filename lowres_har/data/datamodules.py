@@ -163,6 +163,12 @@ class VideoDataModule(L.LightningDataModule):
         if self.cache_dir is None:
             return None
         if self._cache is None:
+            if self.crop_size is not None or self.short_side_scale is not None:
+                raise ValueError(
+                    "crop_size and short_side_scale act on the source frames, which a cache "
+                    f"({self.cache_dir}) no longer has; use crop_scale (a relative crop of the "
+                    "cached views) or drop cache_dir"
+                )
             cache = VideoCache(self.cache_dir)
             wanted = ViewDegrader(self.views).specs()
             for name, spec in wanted.items():

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
@@ -21,19 +22,23 @@ from lowres_har.transforms import (
     CenterCrop,
     Degrade,
     GaussianNoise,
-    Normalize,
     RandAugment,
     RandomCrop,
     RandomHorizontalFlip,
     RandomResizedCrop,
     RandomShortSideScale,
-    Resize,
-    ToTensor,
     randaugment_op,
     resize_clip,
 )
 
 __all__ = ["DEFAULT_VIEWS", "ClipTransform", "ViewDegrader", "ViewSpec", "parse_views"]
+
+_CV_INTERP = {
+    "area": cv2.INTER_AREA,
+    "bilinear": cv2.INTER_LINEAR,
+    "bicubic": cv2.INTER_CUBIC,
+    "nearest": cv2.INTER_NEAREST,
+}
 
 #: eLR 12×16 upsampled to the 32×32 network input.
 DEFAULT_VIEWS: dict[str, dict[str, Any]] = {"video": {"size": [12, 16], "upsample_to": [32, 32]}}
@@ -57,7 +62,9 @@ class ViewSpec:
             ``"stretch"`` (squeeze the whole frame).
         blur_sigma: Gaussian lens blur, in output pixels (0: none).
         jpeg_quality: JPEG compression artefacts at this quality 1–100 (``None``: none).
-        noise: Gaussian sensor noise std in 0–255 units (0: none), drawn fresh per clip.
+        noise: Gaussian sensor noise std in 0–255 units (0: none), or a ``(low, high)`` range
+            the std is drawn from per clip. Fresh noise per clip in training; in evaluation it
+            is seeded by the item index, so metrics are reproducible.
     """
 
     size: tuple[int, int]
@@ -67,7 +74,12 @@ class ViewSpec:
     aspect: str = "crop"
     blur_sigma: float = 0.0
     jpeg_quality: int | None = None
-    noise: float = 0.0
+    noise: float | tuple[float, float] = 0.0
+
+    @property
+    def has_noise(self) -> bool:
+        """Whether the view adds sensor noise."""
+        return max(self.noise if isinstance(self.noise, tuple) else (self.noise,)) > 0
 
     @property
     def output_size(self) -> tuple[int, int]:
@@ -130,9 +142,29 @@ def parse_views(views: Mapping[str, Mapping[str, Any]] | None) -> dict[str, View
         quality = spec.get("jpeg_quality")
         if quality is not None and not 1 <= int(quality) <= 100:
             raise ValueError(f"view {name!r}: jpeg_quality must be in 1..100, got {quality}")
-        blur, noise = float(spec.get("blur_sigma", 0.0)), float(spec.get("noise", 0.0))
-        if blur < 0 or noise < 0:
-            raise ValueError(f"view {name!r}: blur_sigma and noise must be >= 0")
+        blur = float(spec.get("blur_sigma", 0.0))
+        raw_noise = spec.get("noise", 0.0)
+        noise: float | tuple[float, float]
+        if isinstance(raw_noise, (int, float)):
+            noise = float(raw_noise)
+            bad_noise = noise < 0
+        elif isinstance(raw_noise, Sequence) and len(raw_noise) == 2:
+            noise = (float(raw_noise[0]), float(raw_noise[1]))
+            bad_noise = noise[0] < 0 or noise[1] < noise[0]
+        else:
+            bad_noise = True
+        if blur < 0 or bad_noise:
+            raise ValueError(
+                f"view {name!r}: blur_sigma must be >= 0 and noise a std >= 0 or a range "
+                f"[low, high], got {blur!r}, {raw_noise!r}"
+            )
+        for key in ("interpolation", "upsample_interpolation"):
+            if key in spec and spec[key] not in _CV_INTERP:
+                raise ValueError(
+                    f"view {name!r}: {key} must be one of {sorted(_CV_INTERP)}, got {spec[key]!r}"
+                )
+        if quality is not None and (not isinstance(quality, int) or isinstance(quality, bool)):
+            raise ValueError(f"view {name!r}: jpeg_quality must be an integer, got {quality!r}")
         out[name] = ViewSpec(
             size=_pair(spec["size"], f"views.{name}.size"),
             upsample_to=None if up is None else _pair(up, f"views.{name}.upsample_to"),
@@ -206,6 +238,9 @@ class ClipTransform:
             :class:`~lowres_har.transforms.RandAugment` (train only); ``None`` disables it.
     """
 
+    #: ``__call__``/``from_views`` accept ``seed=`` (datasets pass it for evaluation items).
+    takes_seed = True
+
     def __init__(
         self,
         views: Mapping[str, ViewSpec],
@@ -236,22 +271,24 @@ class ClipTransform:
             else None
         )
         self.randaugment = RandAugment(**randaugment) if train and randaugment else None
-        self.noise = {n: GaussianNoise(v.noise) for n, v in self.views.items() if v.noise > 0}
+        self.noise = {n: GaussianNoise(v.noise) for n, v in self.views.items() if v.has_noise}
         self.degrader = ViewDegrader(self.views)
-        self.resize = {
-            n: Resize(v.upsample_to, v.upsample_interpolation)
-            for n, v in self.views.items()
-            if v.upsample_to is not None
-        }
-        self.to_tensor = ToTensor()
-        self.normalize = Normalize(mean, std)
-        # ToTensor + Normalize fused: x * scale - shift with scale = 1 / (255 std)
-        std_t = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1, 1)
-        self._scale = 1.0 / (255.0 * std_t)
-        self._shift = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1, 1) / std_t
+        for name, v in self.views.items():
+            if v.upsample_interpolation not in _CV_INTERP:
+                raise ValueError(
+                    f"view {name!r}: upsample_interpolation must be one of {sorted(_CV_INTERP)}, "
+                    f"got {v.upsample_interpolation!r}"
+                )
+        # ToTensor + Normalize fused on (T, C, H, W): x * scale - shift, scale = 1 / (255 std)
+        std_a = np.asarray(std, dtype=np.float32)
+        self._scale = 1.0 / (255.0 * std_a)
+        self._shift = np.asarray(mean, dtype=np.float32) / std_a
 
-    def __call__(self, clip: np.ndarray) -> dict[str, torch.Tensor]:
-        """Source frames uint8 ``(T, H, W, 3)`` → ``{view: float (3, T, h, w)}``."""
+    def __call__(self, clip: np.ndarray, *, seed: int | None = None) -> dict[str, torch.Tensor]:
+        """Source frames uint8 ``(T, H, W, 3)`` → ``{view: float (3, T, h, w)}``.
+
+        ``seed`` makes the sensor noise reproducible (evaluation datasets pass the item index).
+        """
         if self.scale is not None:
             clip = self.scale(clip)
         if self.fixed_crop is not None:
@@ -262,56 +299,107 @@ class ClipTransform:
             clip = self.flip(clip)
         if self.randaugment is not None:
             clip = self.randaugment(clip)
-        return self.finish(self.degrader(clip))
+        return self.finish(self.degrader(clip), seed=seed)
 
-    def from_views(self, views: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    def from_views(
+        self, views: Mapping[str, np.ndarray], *, seed: int | None = None
+    ) -> dict[str, torch.Tensor]:
         """Degraded frames ``{view: uint8 (T, h, w, 3)}`` → ``{view: float (3, T, h', w')}``."""
         views = {n: views[n] for n in self.views}
+        boxes: dict[str, tuple[int, int, int, int]] | None = None
         if self.crop is not None:
             first = next(iter(views.values()))
             fh, fw = first.shape[1:3]
             y0, x0, h, w = self.crop.params(fh, fw)
-            rel = (y0 / fh, x0 / fw, h / fh, w / fw)
-            cropped = {}
+            boxes = {}
             for name, clip in views.items():
                 ch, cw = clip.shape[1:3]
-                top, left = round(rel[0] * ch), round(rel[1] * cw)
-                hh, ww = max(1, round(rel[2] * ch)), max(1, round(rel[3] * cw))
-                region = np.ascontiguousarray(clip[:, top : top + hh, left : left + ww])
-                cropped[name] = resize_clip(region, (ch, cw), "area")
-            views = cropped
-        if self.flip is not None and float(torch.rand(())) < self.flip.p:
+                top, left = round(y0 / fh * ch), round(x0 / fw * cw)
+                hh, ww = max(1, round(h / fh * ch)), max(1, round(w / fw * cw))
+                boxes[name] = (top, left, min(hh, ch - top), min(ww, cw - left))
+        flip = self.flip is not None and float(torch.rand(())) < self.flip.p
+        if self.randaugment is None:
+            return self.finish(views, boxes=boxes, flip=flip, seed=seed)
+        # RandAugment works on uint8 frames at the view's size: crop and flip first
+        if boxes is not None:
+            views = {
+                n: resize_clip(
+                    np.ascontiguousarray(v[:, t : t + hh, lf : lf + ww]), v.shape[1:3], "area"
+                )
+                for (n, v), (t, lf, hh, ww) in zip(views.items(), boxes.values(), strict=True)
+            }
+        if flip:
             views = {n: np.ascontiguousarray(v[:, :, ::-1]) for n, v in views.items()}
-        if self.randaugment is not None:
-            ra = self.randaugment
-            for op, sign in ra.draw():
-                views = {
-                    n: randaugment_op(
-                        v,
-                        op,
-                        ra.level,
-                        sign,
-                        interpolation=ra.interpolation,
-                        fill=ra.fill,
-                        max_translate=ra.max_translate,
-                    )
-                    for n, v in views.items()
-                }
-        return self.finish(views)
+        ra = self.randaugment
+        for op, sign in ra.draw():
+            views = {
+                n: randaugment_op(
+                    v,
+                    op,
+                    ra.level,
+                    sign,
+                    interpolation=ra.interpolation,
+                    fill=ra.fill,
+                    max_translate=ra.max_translate,
+                )
+                for n, v in views.items()
+            }
+        return self.finish(views, seed=seed)
 
-    def finish(self, views: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        """Noise, upsampling and normalisation of degraded views."""
+    def finish(
+        self,
+        views: Mapping[str, np.ndarray],
+        *,
+        boxes: Mapping[str, tuple[int, int, int, int]] | None = None,
+        flip: bool = False,
+        seed: int | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Noise, optional crop box ``(top, left, h, w)`` and flip, normalisation and the resize
+        to the view's output size (OpenCV, one call per clip) → ``{view: float (3, T, H, W)}``."""
         out = {}
         for name, view in views.items():
-            if name in self.noise:
-                view = self.noise[name](view)
-            if name in self.resize:
-                view = self.resize[name](view)
-            if view.shape[-1] != self._scale.shape[0]:
+            spec = self.views[name]
+            if view.ndim != 4 or view.shape[-1] != len(self._scale):
                 raise ValueError(
-                    f"view {name!r} has {view.shape[-1]} channels, normalisation has "
-                    f"{self._scale.shape[0]}"
+                    f"view {name!r}: expected uint8 (T, H, W, {len(self._scale)}), got {view.shape}"
                 )
-            t = torch.from_numpy(np.ascontiguousarray(view)).permute(3, 0, 1, 2).float()
-            out[name] = t.mul_(self._scale).sub_(self._shift)
+            if name in self.noise:
+                if seed is None:
+                    view = self.noise[name](view)
+                else:
+                    gen = torch.Generator().manual_seed(seed)
+                    view = GaussianNoise(spec.noise, generator=gen)(view)
+            if boxes is not None:
+                top, left, hh, ww = boxes[name]
+                view = view[:, top : top + hh, left : left + ww]
+            if flip:
+                view = view[:, :, ::-1]
+            # normalise the small frames first: resizing is linear, so this equals normalising
+            # after the resize, at a fraction of the cost
+            f = view.astype(np.float32) * self._scale - self._shift  # (T, h, w, C)
+            size = spec.output_size
+            if f.shape[1:3] != size:
+                mode = spec.upsample_interpolation if spec.upsample_to else "bilinear"
+                f = _resize_frames(f, size, mode)
+            out[name] = torch.from_numpy(np.ascontiguousarray(f.transpose(3, 0, 1, 2)))
         return out
+
+
+def _resize_frames(frames: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
+    """Resize float frames ``(T, h, w, C)`` to ``(T, *size, C)`` with few OpenCV calls: frames are
+    stacked along the channel axis (OpenCV takes up to 512 channels per call)."""
+    if mode not in _CV_INTERP:
+        raise ValueError(f"interpolation must be one of {sorted(_CV_INTERP)}, got {mode!r}")
+    t, h, w, c = frames.shape
+    stacked = frames.transpose(1, 2, 0, 3).reshape(h, w, t * c)
+    group = (512 // c) * c
+    parts = [
+        cv2.resize(
+            np.ascontiguousarray(stacked[:, :, i : i + group]),
+            (size[1], size[0]),
+            interpolation=_CV_INTERP[mode],
+        ).reshape(size[0], size[1], -1)
+        for i in range(0, t * c, group)
+    ]
+    out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
+    return out.reshape(size[0], size[1], t, c).transpose(2, 0, 1, 3)

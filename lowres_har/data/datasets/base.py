@@ -177,20 +177,30 @@ class ClipDataset(Dataset[dict[str, torch.Tensor]]):
                     n: gather_frames(v, np.where(idx < 0, -1, np.arange(len(idx))))
                     for n, v in views.items()
                 }
-            return dict(self.transform.from_views(views))  # type: ignore[attr-defined]
+            return dict(self.transform.from_views(views, **self._seed(video_index, clip)))  # type: ignore[attr-defined]
         path = self.videos[video_index][0]
         span = self.ranges[video_index]
         if span is None:
             frames, _ = read_video(path)
         else:
             frames, _ = read_video(path, start=span[0], end=span[1])
-        return dict(self.transform(gather_frames(frames, self.clip_indices(len(frames), clip))))
+        frames = gather_frames(frames, self.clip_indices(len(frames), clip))
+        return dict(self.transform(frames, **self._seed(video_index, clip)))  # type: ignore[call-arg]
+
+    def _seed(self, video_index: int, clip: int) -> dict[str, int]:
+        """Evaluation items seed the transform's noise with their index (reproducible metrics)."""
+        if self.train or not getattr(self.transform, "takes_seed", False):
+            return {}
+        return {"seed": video_index * self.clips_per_video + clip}
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} clips")
         video_index, clip = divmod(index, self.clips_per_video)
         for _ in range(len(self.videos)):
+            if video_index in self._failed:  # known bad in this process: do not decode again
+                video_index = (video_index + 1) % len(self.videos)
+                continue
             try:
                 item: dict[str, Any] = self._load(video_index, clip)
                 break
@@ -278,19 +288,20 @@ class SlidingWindowDataset(Dataset[dict[str, torch.Tensor]]):
             raise IndexError(f"index {index} out of range for {len(self)} windows")
         v, idx, start, end = self.windows[index]
         clips, cache, transform = self.clips, self.clips.cache, self.clips.transform
+        seed = {"seed": index} if getattr(transform, "takes_seed", False) else {}
         if cache is not None:
             views = cache.frames(clips.keys[v], list(transform.views), np.maximum(idx, 0))  # type: ignore[attr-defined]
             views = {
                 n: gather_frames(a, np.where(idx < 0, -1, np.arange(len(idx))))
                 for n, a in views.items()
             }
-            item: dict[str, Any] = dict(transform.from_views(views))  # type: ignore[attr-defined]
+            item: dict[str, Any] = dict(transform.from_views(views, **seed))  # type: ignore[attr-defined]
         else:
             path, span = self.videos[v][0], clips.ranges[v]
             offset = 0 if span is None else span[0]
             hi = int(idx.max()) + 1
             frames, _ = read_video(path, start=offset, end=offset + hi)
-            item = dict(transform(gather_frames(frames, idx)))
+            item = dict(transform(gather_frames(frames, idx), **seed))  # type: ignore[call-arg]
         label = self.videos[v][1]
         item["label"] = torch.as_tensor(
             label, dtype=torch.long if isinstance(label, int) else torch.float32

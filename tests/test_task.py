@@ -172,3 +172,29 @@ def test_single_video_eval_epoch(multilabel: bool) -> None:
     results = task._eval_epoch_end("val")
     key = "val/video_mAP" if multilabel else "val/video_top1"
     assert key in results and 0.0 <= float(results[key]) <= 1.0
+
+
+def test_train_inputs_alternate_groups() -> None:
+    task = VideoClassificationTask(
+        model="c3d_tiny",
+        model_kwargs={"width": 8},
+        num_classes=6,
+        train_inputs=[{}, {"video": "video_lr"}],
+        train_inputs_ratio=[2, 1],
+    )
+    seen: list[float] = []
+    task.model.register_forward_pre_hook(lambda m, args: seen.append(float(args[0].mean())))
+    batch = _batch(2, 6)
+    batch["video"] = torch.zeros(2, 3, 4, 32, 32)
+    batch["video_lr"] = torch.ones(2, 3, 4, 32, 32)
+    for i in range(6):
+        task.training_step(batch, i)
+    assert seen == [0.0, 0.0, 1.0, 0.0, 0.0, 1.0]
+    assert [task.train_group(i) for i in range(3)] == [0, 0, 1]
+    task._eval_step(batch, "val")  # evaluation always uses the identity mapping
+    assert seen[-1] == 0.0
+    with pytest.raises(ValueError, match="train_inputs_ratio"):
+        VideoClassificationTask(model="c3d_tiny", train_inputs=[{}], train_inputs_ratio=[1, 1])
+    bad = VideoClassificationTask(model="c3d_tiny", train_inputs=[{"flow": "flow_lr"}])
+    with pytest.raises(KeyError, match="does not take"):
+        bad.training_step(batch, 0)

@@ -117,6 +117,13 @@ class VideoClassificationTask(L.LightningModule):
             probabilities.
         class_names: names for plots and predictions (defaults to ``class_0`` ...).
         threshold: multi-label decision threshold on sigmoid probabilities.
+        train_inputs: alternating input groups for training (MSN's LR/eLR alternation): a list
+            of ``{model input key: batch key}`` maps, e.g. ``[{}, {video: video_lr, flow:
+            flow_lr, mask: mask_lr}]`` (``{}`` is the identity). Validation, test and predict
+            always use the identity (the eLR inputs). ``None``: no alternation.
+        train_inputs_ratio: batches per group in each cycle, e.g. ``[1, 1]`` alternates
+            eLR and LR batches, ``[3, 1]`` gives three eLR batches per LR batch (default: one
+            each).
     """
 
     def __init__(
@@ -141,8 +148,20 @@ class VideoClassificationTask(L.LightningModule):
         aggregate: str = "mean",
         class_names: list[str] | None = None,
         threshold: float = 0.5,
+        train_inputs: list[dict[str, str]] | None = None,
+        train_inputs_ratio: list[int] | None = None,
     ) -> None:
         super().__init__()
+        if train_inputs is not None:
+            ratio = train_inputs_ratio or [1] * len(train_inputs)
+            if len(ratio) != len(train_inputs) or min(ratio) < 1:
+                raise ValueError(
+                    f"train_inputs_ratio must give a count >= 1 per train_inputs group, got "
+                    f"{train_inputs_ratio} for {len(train_inputs)} groups"
+                )
+            self._cycle = [g for g, n in enumerate(ratio) for _ in range(n)]
+        elif train_inputs_ratio is not None:
+            raise ValueError("train_inputs_ratio needs train_inputs")
         for value, allowed, what in (
             (optimizer, _OPTIMIZERS, "optimizer"),
             (scheduler, _SCHEDULERS, "scheduler"),
@@ -231,14 +250,31 @@ class VideoClassificationTask(L.LightningModule):
         """Logits ``(B, num_classes)`` for the tensors named by ``input_keys``."""
         return self.model(*inputs)
 
-    def _inputs(self, batch: dict[str, Tensor]) -> list[Tensor]:
-        missing = [k for k in self.input_keys if k not in batch]
+    def _inputs(self, batch: dict[str, Tensor], group: int | None = None) -> list[Tensor]:
+        """The model's inputs from a batch; ``group`` selects a ``train_inputs`` mapping."""
+        mapping: dict[str, str] = {}
+        if group is not None:
+            mapping = self.hparams["train_inputs"][group]
+            unknown = set(mapping) - set(self.input_keys)
+            if unknown:
+                raise KeyError(
+                    f"train_inputs group {group} maps {sorted(unknown)}, which model "
+                    f"{self.hparams['model']!r} does not take (it takes {self.input_keys})"
+                )
+        keys = [mapping.get(k, k) for k in self.input_keys]
+        missing = [k for k in keys if k not in batch]
         if missing:
             raise KeyError(
-                f"model {self.hparams['model']!r} needs batch keys {self.input_keys}, "
+                f"model {self.hparams['model']!r} needs batch keys {keys}, "
                 f"but the batch lacks {missing} (it has {sorted(batch)})"
             )
-        return [batch[k] for k in self.input_keys]
+        return [batch[k] for k in keys]
+
+    def train_group(self, batch_idx: int) -> int | None:
+        """The ``train_inputs`` group used for training batch ``batch_idx`` (None: identity)."""
+        if self.hparams.get("train_inputs") is None:
+            return None
+        return self._cycle[(self.global_step if self._trainer else batch_idx) % len(self._cycle)]
 
     def probabilities(self, logits: Tensor) -> Tensor:
         """Sigmoid (multi-label) or softmax probabilities ``(B, C)``."""
@@ -256,7 +292,7 @@ class VideoClassificationTask(L.LightningModule):
 
     # ------------------------------------------------------------------- steps
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        logits = self(*self._inputs(batch))
+        logits = self(*self._inputs(batch, self.train_group(batch_idx)))
         loss = self.compute_loss(logits, batch["label"])
         bs = logits.shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)

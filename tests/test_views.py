@@ -144,3 +144,22 @@ def test_eval_noise_is_seeded_per_item_and_ranges_parse() -> None:
     ):
         with pytest.raises(ValueError, match="view 'v'"):
             parse_views({"v": {"size": [12, 16], **bad}})
+
+
+@pytest.mark.parametrize("frames", [1, 42, 43, 100])
+def test_long_clips_resize_in_channel_groups(frames: int) -> None:
+    """OpenCV resizes at most 128 channels per call: long clips are split into groups."""
+    views = parse_views({"video": {"size": [6, 8], "upsample_to": [12, 16]}})
+    tf = ClipTransform(views, train=False, mean=(0, 0, 0), std=(1, 1, 1))
+    clip = np.random.default_rng(frames).integers(0, 256, (frames, 24, 32, 3), dtype=np.uint8)
+    out = tf(clip)["video"]
+    assert out.shape == (3, frames, 12, 16)
+    # each frame resized on its own gives the same values
+    small = tf.degrader(clip)["video"]
+    import cv2
+
+    for t in (0, frames - 1):
+        ref = cv2.resize(
+            small[t].astype(np.float32) / 255, (16, 12), interpolation=cv2.INTER_LINEAR
+        )
+        np.testing.assert_allclose(out[:, t].permute(1, 2, 0).numpy(), ref, atol=1e-5)

@@ -387,12 +387,12 @@ class ClipTransform:
 
 def _resize_frames(frames: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
     """Resize float frames ``(T, h, w, C)`` to ``(T, *size, C)`` with few OpenCV calls: frames are
-    stacked along the channel axis (OpenCV takes up to 512 channels per call)."""
+    stacked along the channel axis (OpenCV 5 takes at most 128 channels per call)."""
     if mode not in _CV_INTERP:
         raise ValueError(f"interpolation must be one of {sorted(_CV_INTERP)}, got {mode!r}")
     t, h, w, c = frames.shape
     stacked = frames.transpose(1, 2, 0, 3).reshape(h, w, t * c)
-    group = (512 // c) * c
+    group = max(1, 128 // c) * c
     parts = [
         cv2.resize(
             np.ascontiguousarray(stacked[:, :, i : i + group]),

@@ -8,6 +8,9 @@ float ``(C, T, H, W)``.
 - augmentation (one draw per clip): :class:`RandomResizedCrop`, :class:`RandomShortSideScale`,
   :class:`RandomCrop`, :class:`CenterCrop`, :class:`RandomHorizontalFlip`, :class:`RandAugment`;
 - tensors: :class:`ToTensor`, :class:`Normalize`, :class:`Compose`.
+- MSN streams: :func:`optical_flow` (TV-L1 / Farneback / DIS, ``flow_to_uint8`` /
+  ``flow_from_uint8``) and :func:`slack_mask` (``slack_motion_energy``, ``mask_to_uint8`` /
+  ``mask_from_uint8``).
 """
 
 from lowres_har.transforms.augment import (
@@ -28,6 +31,19 @@ from lowres_har.transforms.degradation import (
     gaussian_blur,
     jpeg_compress,
 )
+from lowres_har.transforms.flow import (
+    FLOW_BOUND,
+    FLOW_METHODS,
+    flow_from_uint8,
+    flow_to_uint8,
+    optical_flow,
+)
+from lowres_har.transforms.mask import (
+    mask_from_uint8,
+    mask_to_uint8,
+    slack_mask,
+    slack_motion_energy,
+)
 from lowres_har.transforms.randaugment import RANDAUGMENT_OPS, RandAugment, randaugment_op
 from lowres_har.transforms.resolution import (
     ASPECT_MODES,
@@ -40,6 +56,8 @@ from lowres_har.transforms.resolution import (
 
 __all__ = [
     "ASPECT_MODES",
+    "FLOW_BOUND",
+    "FLOW_METHODS",
     "KINETICS_MEAN",
     "KINETICS_STD",
     "RANDAUGMENT_OPS",
@@ -57,9 +75,16 @@ __all__ = [
     "Resize",
     "ToTensor",
     "center_crop_to_aspect",
+    "flow_from_uint8",
+    "flow_to_uint8",
     "gaussian_blur",
     "jpeg_compress",
+    "mask_from_uint8",
+    "mask_to_uint8",
+    "optical_flow",
     "pad_to_aspect",
     "randaugment_op",
     "resize_clip",
+    "slack_mask",
+    "slack_motion_energy",
 ]

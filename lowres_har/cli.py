@@ -234,7 +234,6 @@ def _cmd_preprocess(argv: list[str]) -> int:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args, overrides = p.parse_known_args(argv)
     from lowres_har.data.cache import build_cache, parse_shard
-    from lowres_har.data.views import ViewDegrader
 
     try:
         shard = parse_shard(args.shard)
@@ -254,7 +253,7 @@ def _cmd_preprocess(argv: list[str]) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"lowres-har preprocess: {err}", file=sys.stderr)
         return 2
-    degrader = ViewDegrader(views)
+    degrader = dm.degrader()  # type: ignore[attr-defined]
     try:
         report = build_cache(
             entries,  # type: ignore[arg-type]

@@ -43,7 +43,7 @@ def test_degrader_is_deterministic_and_shapes() -> None:
     )
     deg = ViewDegrader(views)
     a, b = deg(_clip()), deg(_clip())
-    assert deg.shapes == {"video": (12, 16), "hr": (32, 32)}
+    assert deg.shapes == {"video": (12, 16, 3), "hr": (32, 32, 3)}
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
     assert a["video"].shape == (6, 12, 16, 3) and a["hr"].shape == (6, 32, 32, 3)

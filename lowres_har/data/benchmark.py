@@ -17,7 +17,6 @@ import torch
 from lowres_har.data.cache import build_cache
 from lowres_har.data.datamodules import SynthActionsDataModule
 from lowres_har.data.datasets.base import ClipDataset
-from lowres_har.data.views import ViewDegrader
 
 __all__ = ["DataBenchmark", "benchmark_data"]
 
@@ -121,7 +120,7 @@ def benchmark_data(
     )
     dm.prepare_data()
     entries = dm.all_videos()
-    degrader = ViewDegrader(dm.views)
+    degrader = dm.degrader()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(cache_dir) if cache_dir else Path(tmp) / "cache"
         start = time.perf_counter()

@@ -9,7 +9,8 @@ so a DataLoader worker slices clips out of the page cache.
 On-disk layout (``DIR``)::
 
     cache.json               what the cache holds: format, views, chunk size, every video key
-    chunks/00000.<view>.npy  uint8 (frames of the chunk's videos, h, w, 3), one file per view
+    chunks/00000.<view>.npy  uint8 (frames of the chunk's videos, h, w, c), one file per view
+                             or stream (c = 3 for views, 2 for flow, 1 for masks)
     chunks/00000.json        per video: offset, frames, fps, source size or the decode error;
                              written last, so its presence marks the chunk complete
     index.json               merged table of all chunks (written once every chunk is complete)
@@ -55,7 +56,7 @@ log = logging.getLogger("lowres_har")
 #: Version of the on-disk layout; a cache of another format is rejected with a clear message.
 CACHE_FORMAT = 1
 
-#: ``uint8 (T, H, W, 3)`` source frames → ``{view name: uint8 (T, h, w, 3)}``; deterministic.
+#: ``uint8 (T, H, W, 3)`` source frames → ``{name: uint8 (T, h, w, c)}``; deterministic.
 ViewFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
@@ -138,7 +139,7 @@ def _chunk_name(k: int) -> str:
 class _ChunkJob:
     index: int
     entries: list[tuple[str, str, tuple[int, int] | None]]  # (key, path, span)
-    view_shapes: dict[str, tuple[int, int]]
+    view_shapes: dict[str, tuple[int, int, int]]
     out: str
 
 
@@ -176,12 +177,12 @@ def _run_chunk(job: _ChunkJob) -> tuple[int, int, dict[str, str]]:
             videos.append({"key": key, "error": str(err)})
             continue
         count = len(frames)
-        for name, (h, w) in job.view_shapes.items():
+        for name, (h, w, c) in job.view_shapes.items():
             v = views[name]
-            if v.shape != (count, h, w, 3) or v.dtype != np.uint8:
+            if v.shape != (count, h, w, c) or v.dtype != np.uint8:
                 raise ValueError(
                     f"view {name!r} of {path} has shape {v.shape} {v.dtype}, "
-                    f"expected ({count}, {h}, {w}, 3) uint8"
+                    f"expected ({count}, {h}, {w}, {c}) uint8"
                 )
             arrays[name].append(v)
         videos.append(
@@ -195,8 +196,8 @@ def _run_chunk(job: _ChunkJob) -> tuple[int, int, dict[str, str]]:
         )
         offset += count
     stem = _chunk_name(job.index)
-    for name, (h, w) in job.view_shapes.items():
-        data = np.concatenate(arrays[name]) if arrays[name] else np.zeros((0, h, w, 3), np.uint8)
+    for name, (h, w, c) in job.view_shapes.items():
+        data = np.concatenate(arrays[name]) if arrays[name] else np.zeros((0, h, w, c), np.uint8)
         _atomic_write_bytes(out / "chunks" / f"{stem}.{name}.npy", _npy_bytes(data))
     _atomic_write_bytes(out / "chunks" / f"{stem}.json", _json_bytes({"videos": videos}))
     return job.index, len(job.entries), failures
@@ -210,7 +211,7 @@ def build_cache(
     entries: Sequence[tuple[str, tuple[int, int] | None]],
     view_fn: ViewFn,
     view_specs: Mapping[str, Mapping[str, Any]],
-    view_shapes: Mapping[str, tuple[int, int]],
+    view_shapes: Mapping[str, tuple[int, int, int]],
     out: str | Path,
     *,
     base: str | Path | None = None,
@@ -228,7 +229,7 @@ def build_cache(
             deterministic and picklable (it runs in worker processes).
         view_specs: JSON-able description of the views (recorded in ``cache.json``; a rerun with
             a different description is refused).
-        view_shapes: ``{view: (h, w)}`` of ``view_fn``'s outputs.
+        view_shapes: ``{name: (h, w, c)}`` of ``view_fn``'s outputs.
         out: cache folder.
         base: folder the keys are relative to (default: the entries' common parent).
         chunk_size: videos per chunk file.

@@ -21,7 +21,7 @@ from lowres_har.data.datasets.base import (
     check_videos,
 )
 from lowres_har.data.io import VideoDecodeError
-from lowres_har.data.views import ClipTransform, ViewDegrader, parse_views
+from lowres_har.data.views import ClipTransform, ViewDegrader, parse_streams, parse_views
 from lowres_har.transforms import KINETICS_MEAN, KINETICS_STD
 
 __all__ = ["SynthActionsDataModule", "VideoDataModule", "default_data_home", "synth_key"]
@@ -77,6 +77,9 @@ class VideoDataModule(L.LightningDataModule):
             ``window_start``/``window_end`` frame numbers and ``fps``) instead of
             ``eval_clips`` clips per video.
         window_step: frames between window starts (default: the clip span, no overlap).
+        streams: derived inputs computed from a view, e.g. MSN's ``{flow: {view: video, method:
+            tvl1}, mask: {view: video}}`` (see :func:`~lowres_har.data.views.parse_streams`);
+            batches then carry ``flow`` ``(B, 2, T, H, W)`` and ``mask`` ``(B, 1, T, H, W)``.
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class VideoDataModule(L.LightningDataModule):
         predict_split: str = "test",
         predict_windows: bool = False,
         window_step: int | None = None,
+        streams: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         self.predict_split = predict_split
@@ -124,6 +128,7 @@ class VideoDataModule(L.LightningDataModule):
         self.sampling = sampling
         self.eval_clips = eval_clips
         self.views = parse_views(views)
+        self.streams = parse_streams(streams, self.views)
         self.hflip = hflip
         self.crop_scale = tuple(crop_scale) if crop_scale else None
         self.mean = tuple(mean)
@@ -148,6 +153,10 @@ class VideoDataModule(L.LightningDataModule):
         """
         raise NotImplementedError
 
+    def degrader(self) -> ViewDegrader:
+        """The deterministic part of this module's views and streams (what a cache stores)."""
+        return ViewDegrader(self.views, self.streams)
+
     def all_videos(self) -> list[VideoEntry]:
         """Entries of every split, each video once (what ``lowres-har preprocess`` decodes)."""
         seen: dict[tuple[str, Any], VideoEntry] = {}
@@ -170,7 +179,12 @@ class VideoDataModule(L.LightningDataModule):
                     "cached views) or drop cache_dir"
                 )
             cache = VideoCache(self.cache_dir)
-            wanted = ViewDegrader(self.views).specs()
+            if self.randaugment and self.streams:
+                raise ValueError(
+                    "randaugment cannot act on cached flow/mask streams (its geometric ops would "
+                    "misalign them): drop cache_dir or randaugment"
+                )
+            wanted = self.degrader().specs()
             for name, spec in wanted.items():
                 if cache.views.get(name) != spec:
                     raise ValueError(
@@ -223,6 +237,7 @@ class VideoDataModule(L.LightningDataModule):
             short_side_scale=self.short_side_scale,
             crop_size=self.crop_size,
             randaugment=self.randaugment,
+            streams=self.streams,
         )
         return ClipDataset(
             entries,
@@ -314,6 +329,7 @@ class VideoDataModule(L.LightningDataModule):
             std=self.std,
             short_side_scale=self.short_side_scale,
             crop_size=self.crop_size,
+            streams=self.streams,
         )
         return SlidingWindowDataset(
             entries,

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import torch
 
+from lowres_har.data.sampling import gather_frames
 from lowres_har.transforms import (
     KINETICS_MEAN,
     KINETICS_STD,
@@ -31,7 +32,16 @@ from lowres_har.transforms import (
     resize_clip,
 )
 
-__all__ = ["DEFAULT_VIEWS", "ClipTransform", "ViewDegrader", "ViewSpec", "parse_views"]
+__all__ = [
+    "DEFAULT_VIEWS",
+    "STREAM_KINDS",
+    "ClipTransform",
+    "StreamSpec",
+    "ViewDegrader",
+    "ViewSpec",
+    "parse_streams",
+    "parse_views",
+]
 
 _CV_INTERP = {
     "area": cv2.INTER_AREA,
@@ -178,25 +188,126 @@ def parse_views(views: Mapping[str, Mapping[str, Any]] | None) -> dict[str, View
     return out
 
 
-class ViewDegrader:
-    """The deterministic part of a set of views: uint8 ``(T, H, W, 3)`` →
-    ``{name: uint8 (T, h, w, 3)}``. Picklable (preprocessing workers run it)."""
+#: Derived streams a view can feed: ``flow`` (2 channels) and ``mask`` (1 channel).
+STREAM_KINDS: dict[str, int] = {"flow": 2, "mask": 1}
 
-    def __init__(self, views: Mapping[str, ViewSpec]) -> None:
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """A derived input computed from one view's frames (MSN's optical flow and slack mask).
+
+    The stream is computed on the view's frames at its *output* size (after ``upsample_to``), as
+    uint8 — what a deployed camera pipeline computes from the frames it has. It covers the whole
+    video (flow between consecutive video frames, the slack mask's motion test over all frames)
+    and is then sampled like the view, so a preprocessing cache can store it.
+
+    Attributes:
+        kind: ``"flow"`` (:func:`~lowres_har.transforms.optical_flow`, 2 channels in
+            ``[-1, 1]``) or ``"mask"`` (:func:`~lowres_har.transforms.slack_mask`, 1 channel in
+            ``[-1, 1]``).
+        view: the source view's name.
+        params: keyword arguments of the transform (e.g. ``method``, ``sigma``), as sorted pairs.
+    """
+
+    kind: str
+    view: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def channels(self) -> int:
+        """Channels of the stream (2 for flow, 1 for mask)."""
+        return STREAM_KINDS[self.kind]
+
+    def spec(self) -> dict[str, Any]:
+        """JSON-able description (what a cache of this stream depends on)."""
+        return {"kind": self.kind, "view": self.view, "params": dict(self.params)}
+
+    def compute(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 ``(T, H, W, 3)`` frames of the source view at output size → uint8
+        ``(T, H, W, channels)`` (quantised, see ``flow_to_uint8`` / ``mask_to_uint8``)."""
+        from lowres_har.transforms.flow import flow_to_uint8, optical_flow
+        from lowres_har.transforms.mask import mask_to_uint8, slack_mask
+
+        if self.kind == "flow":
+            return flow_to_uint8(optical_flow(frames, **dict(self.params)))
+        return mask_to_uint8(slack_mask(frames, **dict(self.params)))[..., None]
+
+
+def parse_streams(
+    streams: Mapping[str, Mapping[str, Any]] | None, views: Mapping[str, ViewSpec]
+) -> dict[str, StreamSpec]:
+    """Validate ``{name: {kind, view, ...transform options}}`` from a config.
+
+    ``kind`` defaults to the name's prefix (``flow``, ``flow_lr`` → flow; ``mask*`` → mask) and
+    ``view`` to ``"video"``. Example::
+
+        streams:
+          flow: {view: video, method: tvl1}
+          mask: {view: video, tau: 0.1}
+    """
+    out: dict[str, StreamSpec] = {}
+    for name, spec in (streams or {}).items():
+        spec = dict(spec)
+        kind = str(spec.pop("kind", next((k for k in STREAM_KINDS if name.startswith(k)), "")))
+        if kind not in STREAM_KINDS:
+            raise ValueError(
+                f"stream {name!r}: kind must be one of {sorted(STREAM_KINDS)} (or a name that "
+                f"starts with one), got {kind!r}"
+            )
+        view = str(spec.pop("view", "video"))
+        if view not in views:
+            raise ValueError(f"stream {name!r}: unknown view {view!r} (views: {sorted(views)})")
+        if name in views:
+            raise ValueError(f"stream {name!r} has the name of a view")
+        out[name] = StreamSpec(kind, view, tuple(sorted(spec.items())))
+        try:  # check the options now rather than in a worker
+            out[name].compute(np.zeros((2, 16, 16, 3), np.uint8))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"stream {name!r}: {err}") from err
+    return out
+
+
+class ViewDegrader:
+    """The deterministic part of a set of views and streams: uint8 ``(T, H, W, 3)`` →
+    ``{name: uint8 (T, h, w, c)}`` (views at their recorded ``size``, c = 3; streams at their
+    view's output size, c = 2 or 1). Picklable (preprocessing workers run it)."""
+
+    def __init__(
+        self, views: Mapping[str, ViewSpec], streams: Mapping[str, StreamSpec] | None = None
+    ) -> None:
         self.views = dict(views)
+        self.streams = dict(streams or {})
         self.degrade = {n: _make_degrade(v) for n, v in self.views.items()}
 
     def __call__(self, clip: np.ndarray) -> dict[str, np.ndarray]:
-        return {name: fn(clip) for name, fn in self.degrade.items()}
+        out = {name: fn(clip) for name, fn in self.degrade.items()}
+        upsampled: dict[str, np.ndarray] = {}
+        for name, stream in self.streams.items():
+            if stream.view not in upsampled:
+                upsampled[stream.view] = self.output_frames(stream.view, out[stream.view])
+            out[name] = stream.compute(upsampled[stream.view])
+        return out
+
+    def output_frames(self, view: str, frames: np.ndarray) -> np.ndarray:
+        """A view's recorded uint8 frames resized to its output size (uint8)."""
+        spec = self.views[view]
+        if spec.upsample_to is None:
+            return frames
+        return resize_clip(frames, spec.upsample_to, spec.upsample_interpolation)
 
     @property
-    def shapes(self) -> dict[str, tuple[int, int]]:
-        """``{name: (h, w)}`` of the outputs."""
-        return {n: v.size for n, v in self.views.items()}
+    def shapes(self) -> dict[str, tuple[int, int, int]]:
+        """``{name: (h, w, c)}`` of the outputs."""
+        out = {n: (*v.size, 3) for n, v in self.views.items()}
+        for n, st in self.streams.items():
+            out[n] = (*self.views[st.view].output_size, st.channels)
+        return out  # type: ignore[return-value]
 
     def specs(self) -> dict[str, dict[str, Any]]:
-        """JSON-able description (see :meth:`ViewSpec.degrade_spec`)."""
-        return {n: v.degrade_spec() for n, v in self.views.items()}
+        """JSON-able description (see :meth:`ViewSpec.degrade_spec`, :meth:`StreamSpec.spec`)."""
+        out = {n: v.degrade_spec() for n, v in self.views.items()}
+        out.update({n: st.spec() for n, st in self.streams.items()})
+        return out
 
 
 def _make_degrade(view: ViewSpec) -> Callable[[np.ndarray], np.ndarray]:
@@ -253,8 +364,10 @@ class ClipTransform:
         short_side_scale: Sequence[int] | None = None,
         crop_size: Sequence[int] | None = None,
         randaugment: Mapping[str, Any] | None = None,
+        streams: Mapping[str, StreamSpec] | None = None,
     ) -> None:
         self.views = dict(views)
+        self.streams = dict(streams or {})
         self.train = train
         self.flip = RandomHorizontalFlip(hflip) if train and hflip > 0 else None
         self.scale: Callable[[np.ndarray], np.ndarray] | None = None
@@ -272,7 +385,7 @@ class ClipTransform:
         )
         self.randaugment = RandAugment(**randaugment) if train and randaugment else None
         self.noise = {n: GaussianNoise(v.noise) for n, v in self.views.items() if v.has_noise}
-        self.degrader = ViewDegrader(self.views)
+        self.degrader = ViewDegrader(self.views, self.streams)
         for name, v in self.views.items():
             if v.upsample_interpolation not in _CV_INTERP:
                 raise ValueError(
@@ -284,28 +397,46 @@ class ClipTransform:
         self._scale = 1.0 / (255.0 * std_a)
         self._shift = np.asarray(mean, dtype=np.float32) / std_a
 
+    @property
+    def needs_video(self) -> bool:
+        """Streams need the whole video (flow to the next video frame, the mask's motion test):
+        datasets then call :meth:`from_video` instead of sampling frames first."""
+        return bool(self.streams)
+
     def __call__(self, clip: np.ndarray, *, seed: int | None = None) -> dict[str, torch.Tensor]:
-        """Source frames uint8 ``(T, H, W, 3)`` → ``{view: float (3, T, h, w)}``.
+        """Source frames uint8 ``(T, H, W, 3)`` → ``{view: float (3, T, h, w)}`` (and streams
+        ``(C, T, h, w)``), every frame of ``clip`` kept.
 
         ``seed`` makes the sensor noise reproducible (evaluation datasets pass the item index).
         """
+        return self.from_video(clip, None, seed=seed)
+
+    def from_video(
+        self, video: np.ndarray, indices: np.ndarray | None, *, seed: int | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Augment and degrade a whole video ``uint8 (N, H, W, 3)``, compute the streams over all
+        of it, then keep the frames ``indices`` (``(T,)``, ``-1`` for a black padding frame;
+        ``None`` keeps every frame). The augmentation is drawn once for the whole video."""
         if self.scale is not None:
-            clip = self.scale(clip)
+            video = self.scale(video)
         if self.fixed_crop is not None:
-            clip = self.fixed_crop(clip)
+            video = self.fixed_crop(video)
         if self.crop is not None:
-            clip = self.crop(clip)
+            video = self.crop(video)
         if self.flip is not None:
-            clip = self.flip(clip)
+            video = self.flip(video)
         if self.randaugment is not None:
-            clip = self.randaugment(clip)
-        return self.finish(self.degrader(clip), seed=seed)
+            video = self.randaugment(video)
+        out = self.degrader(video)
+        if indices is not None:
+            out = {n: gather_frames(v, indices) for n, v in out.items()}
+        return self.finish(out, seed=seed)
 
     def from_views(
         self, views: Mapping[str, np.ndarray], *, seed: int | None = None
     ) -> dict[str, torch.Tensor]:
         """Degraded frames ``{view: uint8 (T, h, w, 3)}`` → ``{view: float (3, T, h', w')}``."""
-        views = {n: views[n] for n in self.views}
+        views = {n: views[n] for n in (*self.views, *self.streams)}
         boxes: dict[str, tuple[int, int, int, int]] | None = None
         if self.crop is not None:
             first = next(iter(views.values()))
@@ -320,6 +451,11 @@ class ClipTransform:
         flip = self.flip is not None and float(torch.rand(())) < self.flip.p
         if self.randaugment is None:
             return self.finish(views, boxes=boxes, flip=flip, seed=seed)
+        if self.streams:
+            raise ValueError(
+                "RandAugment cannot act on cached flow/mask streams (its geometric ops would "
+                "misalign them): train from the videos (no cache_dir) or drop randaugment"
+            )
         # RandAugment works on uint8 frames at the view's size: crop and flip first
         if boxes is not None:
             views = {
@@ -346,6 +482,15 @@ class ClipTransform:
             }
         return self.finish(views, seed=seed)
 
+    def _finish_stream(
+        self, name: str, q: np.ndarray, box: tuple[int, int, int, int] | None, flip: bool
+    ) -> torch.Tensor:
+        """uint8 stream ``(T, h, w, C)`` → float ``(C, T, H, W)`` in stream units (flow in
+        ``bound`` units, scaled by any crop enlargement and negated in x by a flip)."""
+        stream = self.streams[name]
+        size = self.views[stream.view].output_size
+        return _finish_stream_impl(stream, q, size, box, flip)
+
     def finish(
         self,
         views: Mapping[str, np.ndarray],
@@ -358,6 +503,10 @@ class ClipTransform:
         to the view's output size (OpenCV, one call per clip) → ``{view: float (3, T, H, W)}``."""
         out = {}
         for name, view in views.items():
+            if name in self.streams:
+                box = None if boxes is None else boxes[name]
+                out[name] = self._finish_stream(name, view, box, flip)
+                continue
             spec = self.views[name]
             if view.ndim != 4 or view.shape[-1] != len(self._scale):
                 raise ValueError(
@@ -383,6 +532,38 @@ class ClipTransform:
                 f = _resize_frames(f, size, mode)
             out[name] = torch.from_numpy(np.ascontiguousarray(f.transpose(3, 0, 1, 2)))
         return out
+
+
+def _finish_stream_impl(
+    stream: StreamSpec,
+    q: np.ndarray,
+    size: tuple[int, int],
+    box: tuple[int, int, int, int] | None,
+    flip: bool,
+) -> torch.Tensor:
+    from lowres_har.transforms.flow import flow_from_uint8
+    from lowres_har.transforms.mask import mask_from_uint8
+
+    if q.ndim != 4 or q.shape[-1] != stream.channels:
+        raise ValueError(
+            f"{stream.kind} stream: expected uint8 (T, H, W, {stream.channels}), got {q.shape}"
+        )
+    f = flow_from_uint8(q) if stream.kind == "flow" else mask_from_uint8(q[..., 0])[..., None]
+    if box is not None:
+        top, left, hh, ww = box
+        f = f[:, top : top + hh, left : left + ww]
+    if flip:
+        f = f[:, :, ::-1]
+    f = np.array(f, dtype=np.float32)  # own, contiguous copy
+    if stream.kind == "flow":
+        # displacements are in pixels of the frame: they grow with the crop's enlargement
+        f[..., 0] *= size[1] / f.shape[2]
+        f[..., 1] *= size[0] / f.shape[1]
+        if flip:
+            f[..., 0] *= -1
+    if f.shape[1:3] != size:
+        f = _resize_frames(f, size, "bilinear")
+    return torch.from_numpy(np.ascontiguousarray(f.transpose(3, 0, 1, 2)))
 
 
 def _resize_frames(frames: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:

@@ -75,6 +75,11 @@ def check_videos(
     return kept
 
 
+def _stored_names(transform: Any) -> list[str]:
+    """Names a transform reads from a cache: its views, then its streams."""
+    return [*transform.views, *getattr(transform, "streams", {})]
+
+
 class ClipDataset(Dataset[dict[str, torch.Tensor]]):
     """Clips of videos, decoded with PyAV and turned into batch entries by ``transform``.
 
@@ -171,7 +176,7 @@ class ClipDataset(Dataset[dict[str, torch.Tensor]]):
             key = self.keys[video_index]
             idx = self.clip_indices(self.cache.num_frames(key), clip)
             keep = np.maximum(idx, 0)
-            views = self.cache.frames(key, list(self.transform.views), keep)  # type: ignore[attr-defined]
+            views = self.cache.frames(key, _stored_names(self.transform), keep)
             if (idx < 0).any():  # "pad" policy: black frames
                 views = {
                     n: gather_frames(v, np.where(idx < 0, -1, np.arange(len(idx))))
@@ -184,7 +189,10 @@ class ClipDataset(Dataset[dict[str, torch.Tensor]]):
             frames, _ = read_video(path)
         else:
             frames, _ = read_video(path, start=span[0], end=span[1])
-        frames = gather_frames(frames, self.clip_indices(len(frames), clip))
+        idx = self.clip_indices(len(frames), clip)
+        if getattr(self.transform, "needs_video", False):  # streams: computed over the video
+            return dict(self.transform.from_video(frames, idx, **self._seed(video_index, clip)))  # type: ignore[attr-defined]
+        frames = gather_frames(frames, idx)
         return dict(self.transform(frames, **self._seed(video_index, clip)))  # type: ignore[call-arg]
 
     def _seed(self, video_index: int, clip: int) -> dict[str, int]:
@@ -290,7 +298,7 @@ class SlidingWindowDataset(Dataset[dict[str, torch.Tensor]]):
         clips, cache, transform = self.clips, self.clips.cache, self.clips.transform
         seed = {"seed": index} if getattr(transform, "takes_seed", False) else {}
         if cache is not None:
-            views = cache.frames(clips.keys[v], list(transform.views), np.maximum(idx, 0))  # type: ignore[attr-defined]
+            views = cache.frames(clips.keys[v], _stored_names(transform), np.maximum(idx, 0))
             views = {
                 n: gather_frames(a, np.where(idx < 0, -1, np.arange(len(idx))))
                 for n, a in views.items()
@@ -299,9 +307,16 @@ class SlidingWindowDataset(Dataset[dict[str, torch.Tensor]]):
         else:
             path, span = self.videos[v][0], clips.ranges[v]
             offset = 0 if span is None else span[0]
-            hi = int(idx.max()) + 1
-            frames, _ = read_video(path, start=offset, end=offset + hi)
-            item = dict(transform(gather_frames(frames, idx), **seed))  # type: ignore[call-arg]
+            if getattr(transform, "needs_video", False):  # streams: computed over the video
+                if span is None:
+                    frames, _ = read_video(path)
+                else:
+                    frames, _ = read_video(path, start=span[0], end=span[1])
+                item = dict(transform.from_video(frames, idx, **seed))  # type: ignore[attr-defined]
+            else:
+                hi = int(idx.max()) + 1
+                frames, _ = read_video(path, start=offset, end=offset + hi)
+                item = dict(transform(gather_frames(frames, idx), **seed))  # type: ignore[call-arg]
         label = self.videos[v][1]
         item["label"] = torch.as_tensor(
             label, dtype=torch.long if isinstance(label, int) else torch.float32

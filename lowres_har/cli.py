@@ -333,10 +333,302 @@ def _cmd_benchmark_data(argv: list[str]) -> int:
     return 0
 
 
+def _cmd_benchmark_json(text: str | None, what: str) -> dict[str, Any]:
+    """Parse a ``--model-kwargs``-style JSON object (``None`` → ``{}``)."""
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{what} is not valid JSON ({err}): {text!r}") from err
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be a JSON object, got {text!r}")
+    return value
+
+
+def _cmd_benchmark_latency_table(title: str, rows: list[tuple[str, Any]]) -> Any:
+    """Rich table of :class:`~lowres_har.export.benchmark.ModelBenchmark` rows (label, result):
+    parameters, GFLOPs per clip, and clips/s and frames/s at each batch size."""
+    from rich.table import Table
+
+    batches = sorted({lat.batch for _, r in rows for lat in r.latency})
+    table = Table(title=title)
+    table.add_column("model")
+    for col in ("params", "GFLOPs/clip"):
+        table.add_column(col, justify="right")
+    for b in batches:
+        table.add_column(f"clips/s b{b}", justify="right")
+        table.add_column(f"frames/s b{b}", justify="right")
+    for label, r in rows:
+        cells = [label, f"{r.params:,}", f"{r.gflops_per_clip:.2f}"]
+        for b in batches:
+            lat = next((x for x in r.latency if x.batch == b), None)
+            cells += (
+                ["-", "-"] if lat is None else [f"{lat.clips_per_s:.1f}", f"{lat.frames_per_s:.0f}"]
+            )
+        table.add_row(*cells)
+    return table
+
+
+def _cmd_benchmark_model(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="lowres-har benchmark model",
+        description=(
+            "Parameters, FLOPs per clip (FlopCounterMode: 2 FLOPs per multiply-add) and "
+            "inference throughput of one registered model on random inputs of its card's shape."
+        ),
+    )
+    p.add_argument("--model", required=True, help="registered model name")
+    p.add_argument("--model-kwargs", default=None, help="JSON object, e.g. '{\"kernel_size\": 3}'")
+    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed passes per batch size")
+    p.add_argument("--iters", type=int, default=10, help="timed passes per batch size")
+    p.add_argument("--json", type=Path, default=None, help="also write the result here")
+    args = p.parse_args(argv)
+    from rich.console import Console
+
+    from lowres_har.export.benchmark import benchmark_model
+
+    try:
+        kwargs = _cmd_benchmark_json(args.model_kwargs, "--model-kwargs")
+        result = benchmark_model(
+            args.model,
+            kwargs,
+            args.batch_sizes,
+            warmup=args.warmup,
+            iters=args.iters,
+            threads=args.threads,
+            num_classes=args.num_classes,
+        )
+    except (ValueError, KeyError, TypeError) as err:
+        print(f"lowres-har benchmark model: {err}", file=sys.stderr)
+        return 2
+    from rich.table import Table
+
+    shapes = ", ".join(f"{k} {'×'.join(map(str, v))}" for k, v in result.input_shapes.items())
+    label = args.model + (f" {json.dumps(kwargs)}" if kwargs else "")
+    table = Table(
+        title=(
+            f"{label}: {result.params:,} parameters, {result.gflops_per_clip:.3f} GFLOPs per "
+            f"clip ({shapes}), {args.threads} torch thread(s)"
+        )
+    )
+    for col in ("batch", "p50 ms", "p90 ms", "clips/s", "frames/s"):
+        table.add_column(col, justify="right")
+    for lat in result.latency:
+        table.add_row(
+            str(lat.batch),
+            f"{lat.p50_ms:.2f}",
+            f"{lat.p90_ms:.2f}",
+            f"{lat.clips_per_s:.1f}",
+            f"{lat.frames_per_s:.0f}",
+        )
+    Console().print(table)
+    if args.json:
+        args.json.write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+    return 0
+
+
+def _cmd_benchmark_msn(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="lowres-har benchmark msn",
+        description=(
+            "MSN parameters, FLOPs and throughput for each fusion (three streams) and each "
+            "stream set (sum fusion), measured side by side: the analogue of the paper's "
+            "Table 1. Default input 32 frames of 32×32, batch 1 and 32, one torch thread."
+        ),
+    )
+    p.add_argument("--quick", action="store_true", help="batch 1 and 4, 3 timed passes")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=None)
+    p.add_argument("--iters", type=int, default=None, help="timed passes (default 5; quick 3)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--model-kwargs", default=None, help="MSN options for every row (JSON), e.g. kernel_size"
+    )
+    p.add_argument("--json", type=Path, default=None, help="also write the table here")
+    args = p.parse_args(argv)
+    from rich.console import Console
+
+    from lowres_har.export.benchmark import msn_table
+
+    sizes = args.batch_sizes or ([1, 4] if args.quick else [1, 32])
+    iters = args.iters or (3 if args.quick else 5)
+    try:
+        base = _cmd_benchmark_json(args.model_kwargs, "--model-kwargs")
+        table = msn_table(
+            batch_sizes=sizes,
+            iters=iters,
+            rounds=min(iters, 5),
+            threads=args.threads,
+            base_kwargs=base,
+        )
+    except (ValueError, KeyError, TypeError) as err:
+        print(f"lowres-har benchmark msn: {err}", file=sys.stderr)
+        return 2
+    console = Console()
+    extra = f", {json.dumps(base)}" if base else ""
+    for group, title in (
+        ("fusion", "MSN per fusion (three streams)"),
+        ("streams", "MSN per stream set (sum)"),
+    ):
+        rows = [(r.label, r.result) for r in table.group(group)]
+        console.print(
+            _cmd_benchmark_latency_table(f"{title}{extra}, {args.threads} torch thread(s)", rows)
+        )
+    if args.json:
+        args.json.write_text(json.dumps(table.as_dict(), indent=2) + "\n")
+    return 0
+
+
+def _cmd_benchmark_e2e(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="lowres-har benchmark e2e",
+        description=(
+            "Frames/s of the predict path on a video file (decode → degrade → flow → mask → "
+            "model) measured in one run, in alternating rounds, next to decode-only frames/s "
+            "on the same file (the limit) and a reference model (r2plus1d_18 at 112×112)."
+        ),
+    )
+    p.add_argument("video", type=Path, help="video file")
+    p.add_argument("--model", default="msn")
+    p.add_argument("--model-kwargs", default=None, help="JSON object of model options")
+    p.add_argument("--flow-method", default="tvl1", choices=["tvl1", "farneback", "dis"])
+    p.add_argument("--elr-size", type=int, nargs=2, default=[12, 16], metavar=("H", "W"))
+    p.add_argument(
+        "--pipeline",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="decode (and degrade) in a background thread, overlapped with the rest",
+    )
+    p.add_argument(
+        "--split",
+        default="decode",
+        choices=["decode", "degrade", "features"],
+        help="last stage the background thread runs (default: decode)",
+    )
+    p.add_argument("--threads", type=int, default=1, help="torch/OpenCV threads (default 1)")
+    p.add_argument("--decoder-threads", type=int, default=1, help="FFmpeg threads (0: auto)")
+    p.add_argument("--batch", type=int, default=8, help="windows per forward pass")
+    p.add_argument("--rounds", type=int, default=3, help="timed passes of each path")
+    p.add_argument("--reference", default="r2plus1d_18", help="reference model, or 'none'")
+    p.add_argument("--reference-kwargs", default=None, help="JSON object of its options")
+    p.add_argument("--reference-size", type=int, nargs=2, default=[112, 112], metavar=("H", "W"))
+    p.add_argument("--reference-window", type=int, default=16)
+    p.add_argument(
+        "--reference-frames", type=int, default=None, help="classify only the first N frames"
+    )
+    p.add_argument("--json", type=Path, default=None, help="also write the result here")
+    args = p.parse_args(argv)
+    from rich.console import Console
+    from rich.table import Table
+
+    from lowres_har.data.io import VideoDecodeError
+    from lowres_har.export.benchmark import end_to_end
+
+    reference = None if args.reference.lower() == "none" else args.reference
+    try:
+        r = end_to_end(
+            args.video,
+            model=args.model,
+            model_kwargs=_cmd_benchmark_json(args.model_kwargs, "--model-kwargs"),
+            flow_method=args.flow_method,
+            elr_size=args.elr_size,
+            batch=args.batch,
+            pipeline=args.pipeline,
+            split=args.split,
+            threads=args.threads,
+            decoder_threads=args.decoder_threads,
+            rounds=args.rounds,
+            reference=reference,
+            reference_kwargs=_cmd_benchmark_json(args.reference_kwargs, "--reference-kwargs"),
+            reference_size=args.reference_size,
+            reference_window=args.reference_window,
+            reference_frames=args.reference_frames,
+        )
+    except (ValueError, KeyError, TypeError, VideoDecodeError) as err:
+        print(f"lowres-har benchmark e2e: {err}", file=sys.stderr)
+        return 2
+    mode = f"pipeline (split after {r.split})" if r.pipeline else "sequential"
+    table = Table(
+        title=(
+            f"{Path(r.video).name}: {r.video_frames} frames {r.width}×{r.height}, {mode}, "
+            f"{r.threads} torch thread(s), {r.rounds} rounds"
+        )
+    )
+    for col in ("path", "frames/s", "vs decode"):
+        table.add_column(col, justify="right")
+    table.add_row("(a) decode only (read_video)", f"{r.decode_fps:.0f}", "1.00")
+    table.add_row(
+        "(a') decode only (background decoder)",
+        f"{r.stream_decode_fps:.0f}",
+        f"{r.stream_decode_fps / r.decode_fps:.2f}",
+    )
+    kw = f" {json.dumps(r.model_kwargs)}" if r.model_kwargs else ""
+    table.add_row(
+        f"(b) predict: {r.model}{kw}, {r.flow_method}, {r.gflops_per_window:.2f} GFLOPs/window",
+        f"{r.predict_fps:.0f}",
+        f"{r.predict_over_decode:.2f}",
+    )
+    if r.reference_fps is not None:
+        size = "×".join(map(str, r.reference_size))
+        table.add_row(
+            f"(c) {r.reference} at {size}, {r.reference_gflops_per_window:.1f} GFLOPs/window",
+            f"{r.reference_fps:.1f}",
+            f"{r.reference_fps / r.decode_fps:.3f}",
+        )
+    console = Console()
+    console.print(table)
+    stages = Table(title="(b) time per pass by stage")
+    for col in ("stage", "ms", "share"):
+        stages.add_column(col, justify="right")
+    for stage, sec in r.stage_seconds.items():
+        stages.add_row(stage, f"{sec * 1000:.1f}", f"{r.stage_share[stage]:.0%}")
+    stages.add_row("wall", f"{r.wall_seconds * 1000:.1f}", "")
+    console.print(stages)
+    vs_ref = (
+        f", {r.predict_over_reference:.1f}x the reference"
+        if r.predict_over_reference is not None
+        else ""
+    )
+    verdict = "meets" if r.meets(0.5) else "does not meet"
+    print(
+        f"predict / decode-only: {r.predict_over_decode:.2f} (read_video), "
+        f"{r.predict_over_stream_decode:.2f} (background decoder){vs_ref}; "
+        f"{verdict} the 50% target"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(r.as_dict(), indent=2) + "\n")
+    return 0
+
+
+def _cmd_benchmark_usage() -> str:
+    """Usage text of ``lowres-har benchmark``."""
+    return """usage: lowres-har benchmark {data,model,msn,e2e} [options]
+  data   clips/s from the preprocessing cache vs decoding (SynthActions)
+  model  --model NAME [--model-kwargs JSON] [--batch-sizes 1 32] [--threads N] [--json FILE]
+  msn    MSN params, FLOPs, throughput per fusion and stream set [--quick] [--json FILE]
+  e2e    VIDEO: predict path frames/s vs decode-only and r2plus1d_18 [--flow-method M]
+         [--pipeline/--no-pipeline] [--threads N] [--model-kwargs JSON] [--json FILE]
+`lowres-har benchmark SUB --help` lists every option."""
+
+
 def _cmd_benchmark(argv: list[str]) -> int:
-    if argv[:1] == ["data"]:
-        return _cmd_benchmark_data(argv[1:])
-    print("usage: lowres-har benchmark data [options]  (data-loading benchmark)", file=sys.stderr)
+    commands: dict[str, Callable[[list[str]], int]] = {
+        "data": _cmd_benchmark_data,
+        "model": _cmd_benchmark_model,
+        "msn": _cmd_benchmark_msn,
+        "e2e": _cmd_benchmark_e2e,
+    }
+    if argv[:1] and argv[0] in commands:
+        return commands[argv[0]](argv[1:])
+    if argv[:1] in (["-h"], ["--help"]):
+        print(_cmd_benchmark_usage())
+        return 0
+    if argv:
+        print(f"lowres-har benchmark: unknown benchmark {argv[0]!r}", file=sys.stderr)
+    print(_cmd_benchmark_usage(), file=sys.stderr)
     return 2
 
 

@@ -125,3 +125,27 @@ def test_degrader_streams_are_deterministic() -> None:
     a, b = deg(_moving()), deg(_moving())
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
+
+
+@pytest.mark.usefixtures("tiny_synth")
+def test_auto_cache_builds_once_and_is_read(data_home: Path) -> None:
+    kw = dict(
+        root=str(data_home / "synth_actions"),
+        views=VIEWS,
+        streams=STREAMS,
+        num_frames=4,
+        auto_cache=True,
+        cache_workers=0,
+        **TINY,
+    )
+    dm = SynthActionsDataModule(**kw)
+    dm.prepare_data()
+    assert dm.cache_dir is not None and (Path(dm.cache_dir) / "index.json").is_file()
+    stamp = (Path(dm.cache_dir) / "index.json").stat().st_mtime_ns
+    again = SynthActionsDataModule(**kw)
+    again.prepare_data()  # reused, not rebuilt
+    assert again.cache_dir == dm.cache_dir
+    assert (Path(dm.cache_dir) / "index.json").stat().st_mtime_ns == stamp
+    again.setup("fit")
+    assert again.train_dataset.cache is not None
+    assert again.train_dataset[0]["mask"].shape == (1, 4, 32, 32)

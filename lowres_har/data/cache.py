@@ -32,14 +32,14 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lowres_har._mp import process_pool
 from lowres_har.data.io import VideoDecodeError, read_video
 
 __all__ = [
@@ -150,9 +150,6 @@ def _init_worker(view_fn: ViewFn | None) -> None:
     global _VIEW_FN
     if view_fn is not None:
         _VIEW_FN = view_fn
-    import cv2
-
-    cv2.setNumThreads(1)
 
 
 def _run_chunk(job: _ChunkJob) -> tuple[int, int, dict[str, str]]:
@@ -324,10 +321,8 @@ def _map_chunks(
         for job in jobs:
             yield _run_chunk(job)
         return
-    ctx = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(
-        min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(view_fn,)
-    ) as pool:
+    # forked workers inherit OpenCV single-threaded (see lowres_har._mp)
+    with process_pool(min(workers, len(jobs)), _init_worker, (view_fn,)) as pool:
         futures = [pool.submit(_run_chunk, job) for job in jobs]
         for fut in as_completed(futures):
             yield fut.result()

@@ -56,6 +56,7 @@ class VideoDataModule(L.LightningDataModule):
             ``video``.
         hflip: horizontal flip probability in training.
         crop_scale: area range of the training random crop; ``null`` disables it.
+        crop_ratio: aspect range of that crop relative to the frame's (``[1, 1]``: same shape).
         mean: normalisation mean per channel.
         std: normalisation std per channel.
         pin_memory: pin host memory for faster GPU transfer.
@@ -77,6 +78,10 @@ class VideoDataModule(L.LightningDataModule):
             ``window_start``/``window_end`` frame numbers and ``fps``) instead of
             ``eval_clips`` clips per video.
         window_step: frames between window starts (default: the clip span, no overlap).
+        auto_cache: build the preprocessing cache in ``prepare_data`` when it is missing (at
+            ``cache_dir``, or when that is ``null`` under ``$LOWRES_HAR_HOME/cache/`` in a folder
+            named after a digest of the views, streams and video list), then read from it.
+        cache_workers: processes for ``auto_cache`` (default: all cores).
         streams: derived inputs computed from a view, e.g. MSN's ``{flow: {view: video, method:
             tvl1}, mask: {view: video}}`` (see :func:`~lowres_har.data.views.parse_streams`);
             batches then carry ``flow`` ``(B, 2, T, H, W)`` and ``mask`` ``(B, 1, T, H, W)``.
@@ -93,6 +98,7 @@ class VideoDataModule(L.LightningDataModule):
         views: dict[str, dict[str, Any]] | None = None,
         hflip: float = 0.5,
         crop_scale: tuple[float, float] | None = (0.6, 1.0),
+        crop_ratio: tuple[float, float] = (3 / 4, 4 / 3),
         mean: Sequence[float] = KINETICS_MEAN,
         std: Sequence[float] = KINETICS_STD,
         pin_memory: bool = False,
@@ -107,8 +113,12 @@ class VideoDataModule(L.LightningDataModule):
         predict_windows: bool = False,
         window_step: int | None = None,
         streams: dict[str, dict[str, Any]] | None = None,
+        auto_cache: bool = False,
+        cache_workers: int | None = None,
     ) -> None:
         super().__init__()
+        self.auto_cache = auto_cache
+        self.cache_workers = cache_workers
         self.predict_split = predict_split
         self.predict_windows = predict_windows
         self.window_step = window_step
@@ -131,6 +141,7 @@ class VideoDataModule(L.LightningDataModule):
         self.streams = parse_streams(streams, self.views)
         self.hflip = hflip
         self.crop_scale = tuple(crop_scale) if crop_scale else None
+        self.crop_ratio = (float(crop_ratio[0]), float(crop_ratio[1]))
         self.mean = tuple(mean)
         self.std = tuple(std)
         self.pin_memory = pin_memory
@@ -166,9 +177,59 @@ class VideoDataModule(L.LightningDataModule):
                 seen.setdefault(key, entry)
         return list(seen.values())
 
+    def default_cache_dir(self) -> Path:
+        """Where ``auto_cache`` puts the cache when ``cache_dir`` is not set: a folder named after
+        a digest of the views, streams and video list (the same on every rank and run)."""
+        import hashlib
+        import json
+
+        keys = sorted(
+            f"{e[0]}#{tuple(e[2]) if len(e) > 2 else ''}"  # type: ignore[misc]
+            for e in self.all_videos()
+        )
+        blob = json.dumps({"views": self.degrader().specs(), "videos": keys}, sort_keys=True)
+        digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return default_data_home() / "cache" / f"{type(self).__name__}_{digest}"
+
+    def _resolve_cache_dir(self) -> None:
+        if self.auto_cache and self.cache_dir is None:
+            self.cache_dir = str(self.default_cache_dir())
+
+    def build_cache(self, *, workers: int | None = None, progress: bool = True) -> Path:
+        """Decode every video of every split once into ``cache_dir`` (see
+        :func:`~lowres_har.data.cache.build_cache`); a finished cache is reused."""
+        from lowres_har.data.cache import build_cache
+
+        self._resolve_cache_dir()
+        if self.cache_dir is None:
+            raise ValueError("build_cache needs cache_dir (or auto_cache: true)")
+        out = Path(self.cache_dir)
+        if (out / "index.json").is_file():
+            return out
+        deg = self.degrader()
+        entries = [(str(e[0]), tuple(e[2]) if len(e) > 2 else None) for e in self.all_videos()]  # type: ignore[misc]
+        log.info("building the preprocessing cache in %s (%d videos)", out, len(entries))
+        report = build_cache(
+            entries,  # type: ignore[arg-type]
+            deg,
+            deg.specs(),
+            deg.shapes,
+            out,
+            workers=(os.cpu_count() or 1) if workers is None else workers,
+            progress=progress,
+        )
+        log.info("%s", report.summary())
+        return out
+
+    def prepare_data(self) -> None:
+        """Build the preprocessing cache when ``auto_cache`` is set."""
+        if self.auto_cache:
+            self.build_cache(workers=self.cache_workers)
+
     @property
     def cache(self) -> VideoCache | None:
         """The opened preprocessing cache (``cache_dir``), checked against ``views``."""
+        self._resolve_cache_dir()
         if self.cache_dir is None:
             return None
         if self._cache is None:
@@ -225,13 +286,14 @@ class VideoDataModule(L.LightningDataModule):
         """The :class:`ClipDataset` of a split, with training augmentation for ``train``."""
         train = split == "train"
         entries = self.split_videos(split)
-        if self.cache_dir is not None:
+        if self.cache is not None:
             entries = self._cached_entries(entries, split)
         transform = ClipTransform(
             self.views,
             train=train,
             hflip=self.hflip,
             crop_scale=self.crop_scale,  # type: ignore[arg-type]
+            crop_ratio=self.crop_ratio,
             mean=self.mean,
             std=self.std,
             short_side_scale=self.short_side_scale,
@@ -320,7 +382,7 @@ class VideoDataModule(L.LightningDataModule):
     def make_window_dataset(self, split: str) -> SlidingWindowDataset:
         """Sliding windows over every video of ``split`` (see :class:`SlidingWindowDataset`)."""
         entries = self.split_videos(split)
-        if self.cache_dir is not None:
+        if self.cache is not None:
             entries = self._cached_entries(entries, split)
         transform = ClipTransform(
             self.views,
@@ -407,6 +469,7 @@ class SynthActionsDataModule(VideoDataModule):
             seed=self.seed,
             workers=self.workers,
         )
+        super().prepare_data()
 
     def split_videos(self, split: str) -> list[VideoEntry]:
         listing = self.dataset_dir / f"{split}.txt"

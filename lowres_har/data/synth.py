@@ -28,14 +28,15 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
-from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+
+from lowres_har._mp import process_pool
 
 __all__ = ["SYNTH_CLASSES", "SYNTH_VERSION", "generate_synth_actions", "render_clip"]
 
@@ -803,10 +804,6 @@ def _render_job(args: tuple[str, int, int, int, int, int, int]) -> str:
     return str(final)
 
 
-def _worker_init() -> None:
-    cv2.setNumThreads(1)  # one process per core already; avoid oversubscription
-
-
 def _params_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     keys = sorted(set(old) | set(new))
     return [
@@ -965,10 +962,8 @@ def _run_jobs(
                 _render_job(job)
                 bar.advance(task)
             return
-        # fork where available: "spawn" would re-import the caller's __main__ and crash scripts
-        # without an `if __name__ == "__main__"` guard; workers only run numpy and OpenCV.
-        ctx = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
+        # forked workers (see lowres_har._mp); they only run numpy and OpenCV
+        with process_pool(workers) as pool:
             futures = [pool.submit(_render_job, job) for job in jobs]
             try:
                 for fut in as_completed(futures):

@@ -339,6 +339,9 @@ class ClipTransform:
         train: apply the random augmentation.
         hflip: probability of a horizontal flip (train only).
         crop_scale: area fraction range of a random crop (train only; ``None`` disables it).
+        crop_ratio: range of that crop's aspect ratio relative to the frame's (crop W/H divided
+            by frame W/H); ``(1, 1)`` keeps the frame's shape, e.g. MSN's 28×28 crop of a 32×32
+            frame is ``crop_scale: [0.766, 0.766]``, ``crop_ratio: [1, 1]``.
         mean: per-channel normalisation mean (in [0, 1] units).
         std: per-channel normalisation std.
         short_side_scale: ``(min, max)`` short side in pixels of the source frames before
@@ -359,6 +362,7 @@ class ClipTransform:
         train: bool,
         hflip: float = 0.5,
         crop_scale: tuple[float, float] | None = (0.6, 1.0),
+        crop_ratio: tuple[float, float] = (3 / 4, 4 / 3),
         mean: Sequence[float] = KINETICS_MEAN,
         std: Sequence[float] = KINETICS_STD,
         short_side_scale: Sequence[int] | None = None,
@@ -379,7 +383,7 @@ class ClipTransform:
             size = _pair(list(crop_size), "crop_size")
             self.fixed_crop = RandomCrop(size) if train else CenterCrop(size)
         self.crop = (
-            RandomResizedCrop(None, scale=crop_scale)
+            RandomResizedCrop(None, scale=crop_scale, ratio=crop_ratio)
             if train and crop_scale and crop_size is None
             else None
         )
@@ -396,6 +400,17 @@ class ClipTransform:
         std_a = np.asarray(std, dtype=np.float32)
         self._scale = 1.0 / (255.0 * std_a)
         self._shift = np.asarray(mean, dtype=np.float32) / std_a
+
+    def _crop_params(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """``(y0, x0, h, w)`` of the random crop; its aspect range is relative to the frame's."""
+        assert self.crop is not None
+        base = self.crop.ratio
+        aspect = width / height
+        self.crop.ratio = (base[0] * aspect, base[1] * aspect)
+        try:
+            return self.crop.params(height, width)
+        finally:
+            self.crop.ratio = base
 
     @property
     def needs_video(self) -> bool:
@@ -422,7 +437,8 @@ class ClipTransform:
         if self.fixed_crop is not None:
             video = self.fixed_crop(video)
         if self.crop is not None:
-            video = self.crop(video)
+            y0, x0, h, w = self._crop_params(video.shape[1], video.shape[2])
+            video = video[:, y0 : y0 + h, x0 : x0 + w]
         if self.flip is not None:
             video = self.flip(video)
         if self.randaugment is not None:
@@ -441,7 +457,7 @@ class ClipTransform:
         if self.crop is not None:
             first = next(iter(views.values()))
             fh, fw = first.shape[1:3]
-            y0, x0, h, w = self.crop.params(fh, fw)
+            y0, x0, h, w = self._crop_params(fh, fw)
             boxes = {}
             for name, clip in views.items():
                 ch, cw = clip.shape[1:3]

@@ -196,5 +196,13 @@ def test_train_inputs_alternate_groups() -> None:
     with pytest.raises(ValueError, match="train_inputs_ratio"):
         VideoClassificationTask(model="c3d_tiny", train_inputs=[{}], train_inputs_ratio=[1, 1])
     bad = VideoClassificationTask(model="c3d_tiny", train_inputs=[{"flow": "flow_lr"}])
-    with pytest.raises(KeyError, match="does not take"):
+    with pytest.raises(KeyError, match="none of which"):
         bad.training_step(batch, 0)
+    # entries for inputs the model does not take are ignored when others apply
+    mixed = VideoClassificationTask(
+        model="c3d_tiny",
+        model_kwargs={"width": 8},
+        num_classes=6,
+        train_inputs=[{"video": "video_lr", "flow": "flow_lr"}],
+    )
+    mixed.training_step(batch, 0)

@@ -254,12 +254,14 @@ class VideoClassificationTask(L.LightningModule):
         """The model's inputs from a batch; ``group`` selects a ``train_inputs`` mapping."""
         mapping: dict[str, str] = {}
         if group is not None:
-            mapping = self.hparams["train_inputs"][group]
-            unknown = set(mapping) - set(self.input_keys)
-            if unknown:
+            full = self.hparams["train_inputs"][group]
+            # entries for inputs this model does not take are ignored (one recipe serves every
+            # stream subset); a group none of whose entries apply is a mistake
+            mapping = {k: v for k, v in full.items() if k in self.input_keys}
+            if full and not mapping:
                 raise KeyError(
-                    f"train_inputs group {group} maps {sorted(unknown)}, which model "
-                    f"{self.hparams['model']!r} does not take (it takes {self.input_keys})"
+                    f"train_inputs group {group} maps {sorted(full)}, none of which model "
+                    f"{self.hparams['model']!r} takes (it takes {self.input_keys})"
                 )
         keys = [mapping.get(k, k) for k in self.input_keys]
         missing = [k for k in keys if k not in batch]

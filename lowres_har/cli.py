@@ -360,7 +360,7 @@ def _cmd_benchmark_latency_table(title: str, rows: list[tuple[str, Any]]) -> Any
         table.add_column(f"clips/s b{b}", justify="right")
         table.add_column(f"frames/s b{b}", justify="right")
     for label, r in rows:
-        cells = [label, f"{r.params:,}", f"{r.gflops_per_clip:.2f}"]
+        cells = [label, f"{r.params:,}", f"{r.gflops_per_clip:.3f}"]
         for b in batches:
             lat = next((x for x in r.latency if x.batch == b), None)
             cells += (
@@ -633,7 +633,10 @@ def _cmd_benchmark(argv: list[str]) -> int:
 
 
 EXTRA_COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
-    "benchmark": (_cmd_benchmark, "benchmarks: `benchmark data` (cache vs decode clips/s)"),
+    "benchmark": (
+        _cmd_benchmark,
+        "benchmarks: `benchmark data|model|msn|e2e` (side-by-side speed measurements)",
+    ),
     "models": (_cmd_models, "list registered models with parameters and inputs"),
     "synth": (_cmd_synth, "render the built-in SynthActions dataset"),
     "preprocess": (_cmd_preprocess, "decode a recipe's videos once into a fast clip cache"),

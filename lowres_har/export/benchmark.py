@@ -704,11 +704,12 @@ class _WindowDecoder(threading.Thread):
 
     Each window is the uint8 RGB ``(window, H, W, 3)`` of ``window`` consecutive frames, passed
     through ``transform`` (in this thread) when one is given. The decoding work is
-    :func:`~lowres_har.data.io.read_video`'s (PyAV, FFmpeg frame threads ``"AUTO"``, RGB24
+    :func:`~lowres_har.data.io.read_video`'s (PyAV decoding of the first video stream, RGB24
     conversion with one swscale thread, display rotation applied) without its timestamp
-    bookkeeping; FFmpeg threads ``codec_threads`` (1: none; 0: FFmpeg picks). ``seconds`` is
-    the time spent decoding, not in ``transform`` nor waiting for room on the queue. PyAV,
-    OpenCV and torch release the GIL, so the consumer runs while this thread works.
+    bookkeeping, with ``codec_threads`` FFmpeg decoder threads (1: none, the default; 0: FFmpeg
+    picks, as ``read_video`` does). ``seconds`` is the time spent decoding, not in ``transform``
+    nor waiting for room on the queue. PyAV, OpenCV and torch release the GIL, so the consumer
+    runs while this thread works.
     """
 
     def __init__(
@@ -745,6 +746,8 @@ class _WindowDecoder(threading.Thread):
         except (av.FFmpegError, OSError) as err:
             raise VideoDecodeError(f"{self.path}: cannot open container ({err})") from err
         try:
+            if not container.streams.video:
+                raise VideoDecodeError(f"{self.path}: no video stream")
             stream = container.streams.video[0]
             if self.codec_threads == 1:
                 stream.thread_type = "NONE"
@@ -766,7 +769,7 @@ class _WindowDecoder(threading.Thread):
                 if self.stopped.is_set():
                     return
                 start = time.perf_counter()
-        except (av.FFmpegError, IndexError) as err:
+        except av.FFmpegError as err:
             raise VideoDecodeError(
                 f"{self.path}: decoding failed after {self.frames} frames ({err})"
             ) from err

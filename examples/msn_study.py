@@ -78,8 +78,8 @@ def run_one(name: str, cfg: dict[str, object], seed: int, out: Path, epochs: int
     if epochs is not None:
         args.append(f"--trainer.max_epochs={epochs}")
     start = time.time()
+    run_dir.mkdir(parents=True, exist_ok=True)
     with (run_dir.parent / f"seed{seed}.log").open("w") as log:
-        run_dir.mkdir(parents=True, exist_ok=True)
         proc = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
     metrics = _test_metrics(run_dir)
     if proc.returncode != 0 or metrics is None:

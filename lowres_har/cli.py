@@ -233,7 +233,7 @@ def _cmd_preprocess(argv: list[str]) -> int:
     p.add_argument("--chunk-size", type=int, default=32, help="videos per chunk file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args, overrides = p.parse_known_args(argv)
-    from lowres_har.data.cache import build_cache, parse_shard
+    from lowres_har.data.cache import parse_shard
 
     try:
         shard = parse_shard(args.shard)
@@ -249,21 +249,16 @@ def _cmd_preprocess(argv: list[str]) -> int:
         return 2
     try:
         dm.prepare_data()
-        entries = [(str(e[0]), tuple(e[2]) if len(e) > 2 else None) for e in dm.all_videos()]
+        dm.all_videos()  # split files and missing videos are reported here, before any work
     except (ValueError, FileNotFoundError) as err:
         print(f"lowres-har preprocess: {err}", file=sys.stderr)
         return 2
-    degrader = dm.degrader()  # type: ignore[attr-defined]
     try:
-        report = build_cache(
-            entries,  # type: ignore[arg-type]
-            degrader,
-            degrader.specs(),
-            degrader.shapes,
+        report = dm.preprocess(  # type: ignore[attr-defined]
             args.out,
-            chunk_size=args.chunk_size,
             workers=args.workers,
             shard=shard,
+            chunk_size=args.chunk_size,
             progress=not args.no_progress,
         )
     except ValueError as err:

@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 
-from lowres_har.data.cache import build_cache
 from lowres_har.data.datamodules import SynthActionsDataModule
 from lowres_har.data.datasets.base import ClipDataset
 
@@ -120,19 +119,10 @@ def benchmark_data(
     )
     dm.prepare_data()
     entries = dm.all_videos()
-    degrader = dm.degrader()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(cache_dir) if cache_dir else Path(tmp) / "cache"
         start = time.perf_counter()
-        build_cache(
-            [(str(e[0]), None) for e in entries],
-            degrader,
-            degrader.specs(),
-            degrader.shapes,
-            out,
-            workers=0,
-            progress=False,
-        )
+        dm.preprocess(out, workers=0, progress=False)
         pre_rate = len(entries) / (time.perf_counter() - start)
         decode_ds = dm.make_dataset("train")
         dm.cache_dir = str(out)

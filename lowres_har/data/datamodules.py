@@ -12,7 +12,7 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
-from lowres_har.data.cache import VideoCache
+from lowres_har.data.cache import CacheReport, VideoCache
 from lowres_har.data.datasets.base import (
     ON_ERROR,
     ClipDataset,
@@ -195,30 +195,43 @@ class VideoDataModule(L.LightningDataModule):
         if self.auto_cache and self.cache_dir is None:
             self.cache_dir = str(self.default_cache_dir())
 
-    def build_cache(self, *, workers: int | None = None, progress: bool = True) -> Path:
-        """Decode every video of every split once into ``cache_dir`` (see
-        :func:`~lowres_har.data.cache.build_cache`); a finished cache is reused."""
+    def preprocess(
+        self,
+        out: str | Path,
+        *,
+        workers: int | None = None,
+        shard: tuple[int, int] = (0, 1),
+        chunk_size: int = 32,
+        progress: bool = True,
+    ) -> CacheReport:
+        """Decode every video of every split once into the cache folder ``out`` (see
+        :func:`~lowres_har.data.cache.build_cache`: resumable, shardable); what
+        ``lowres-har preprocess`` runs."""
         from lowres_har.data.cache import build_cache
 
-        self._resolve_cache_dir()
-        if self.cache_dir is None:
-            raise ValueError("build_cache needs cache_dir (or auto_cache: true)")
-        out = Path(self.cache_dir)
-        if (out / "index.json").is_file():
-            return out
         deg = self.degrader()
         entries = [(str(e[0]), tuple(e[2]) if len(e) > 2 else None) for e in self.all_videos()]  # type: ignore[misc]
-        log.info("building the preprocessing cache in %s (%d videos)", out, len(entries))
-        report = build_cache(
+        return build_cache(
             entries,  # type: ignore[arg-type]
             deg,
             deg.specs(),
             deg.shapes,
             out,
+            chunk_size=chunk_size,
             workers=(os.cpu_count() or 1) if workers is None else workers,
+            shard=shard,
             progress=progress,
         )
-        log.info("%s", report.summary())
+
+    def build_cache(self, *, workers: int | None = None, progress: bool = True) -> Path:
+        """Build ``cache_dir`` (or the ``auto_cache`` folder) unless it is finished already."""
+        self._resolve_cache_dir()
+        if self.cache_dir is None:
+            raise ValueError("build_cache needs cache_dir (or auto_cache: true)")
+        out = Path(self.cache_dir)
+        if not (out / "index.json").is_file():
+            log.info("building the preprocessing cache in %s", out)
+            log.info("%s", self.preprocess(out, workers=workers, progress=progress).summary())
         return out
 
     def prepare_data(self) -> None:
@@ -282,13 +295,13 @@ class VideoDataModule(L.LightningDataModule):
             log.warning("%s; skipped (on_error: skip)", msg)
         return kept
 
-    def make_dataset(self, split: str) -> ClipDataset:
-        """The :class:`ClipDataset` of a split, with training augmentation for ``train``."""
-        train = split == "train"
+    def _split_entries(self, split: str) -> list[VideoEntry]:
         entries = self.split_videos(split)
-        if self.cache is not None:
-            entries = self._cached_entries(entries, split)
-        transform = ClipTransform(
+        return entries if self.cache is None else self._cached_entries(entries, split)
+
+    def make_transform(self, *, train: bool) -> ClipTransform:
+        """The clip pipeline of this module's views, streams and augmentation."""
+        return ClipTransform(
             self.views,
             train=train,
             hflip=self.hflip,
@@ -301,6 +314,12 @@ class VideoDataModule(L.LightningDataModule):
             randaugment=self.randaugment,
             streams=self.streams,
         )
+
+    def make_dataset(self, split: str) -> ClipDataset:
+        """The :class:`ClipDataset` of a split, with training augmentation for ``train``."""
+        train = split == "train"
+        entries = self._split_entries(split)
+        transform = self.make_transform(train=train)
         return ClipDataset(
             entries,
             transform,
@@ -345,14 +364,17 @@ class VideoDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if split not in self.datasets:
             self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
+        return self._dataloader(self.datasets[split], shuffle)
+
+    def _dataloader(self, dataset: Any, shuffle: bool) -> DataLoader:
         return DataLoader(
-            self.datasets[split],
+            dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
-            drop_last=shuffle and len(self.datasets[split]) > self.batch_size,
+            drop_last=shuffle and len(dataset) > self.batch_size,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -370,29 +392,12 @@ class VideoDataModule(L.LightningDataModule):
         if self.window_dataset is None:
             self.setup("predict")
         assert self.window_dataset is not None
-        return DataLoader(
-            self.window_dataset,
-            batch_size=self.batch_size,
-            shuffle=False,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers,
-        )
+        return self._dataloader(self.window_dataset, shuffle=False)
 
     def make_window_dataset(self, split: str) -> SlidingWindowDataset:
         """Sliding windows over every video of ``split`` (see :class:`SlidingWindowDataset`)."""
-        entries = self.split_videos(split)
-        if self.cache is not None:
-            entries = self._cached_entries(entries, split)
-        transform = ClipTransform(
-            self.views,
-            train=False,
-            mean=self.mean,
-            std=self.std,
-            short_side_scale=self.short_side_scale,
-            crop_size=self.crop_size,
-            streams=self.streams,
-        )
+        entries = self._split_entries(split)
+        transform = self.make_transform(train=False)
         return SlidingWindowDataset(
             entries,
             transform,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +26,39 @@ def load_fixture_maker(name: str) -> Callable[[Path], Path]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.make_fixture  # type: ignore[no-any-return]
+
+
+def fit_args(datamodule: str, root: Path, tmp_path: Path, *extra: str) -> list[str]:
+    """``lowres-har fit`` arguments for one quick epoch of a tiny ``c3d_tiny`` on a dataset
+    fixture; ``extra`` adds data or trainer options (``--data.fold=2``, ``--test_after_fit=true``)."""
+    return [
+        "fit",
+        "--model=lowres_har.tasks.VideoClassificationTask",
+        "--model.model=c3d_tiny",
+        "--model.model_kwargs={width: 8}",
+        f"--data={datamodule}",
+        f"--data.root={root}",
+        "--data.num_workers=0",
+        "--data.batch_size=4",
+        "--data.num_frames=4",
+        "--trainer.max_epochs=1",
+        "--trainer.accelerator=cpu",
+        "--trainer.logger=false",
+        "--trainer.enable_checkpointing=false",
+        "--trainer.enable_progress_bar=false",
+        f"--trainer.default_root_dir={tmp_path}",
+        *extra,
+    ]
+
+
+@pytest.fixture
+def log_capture(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> pytest.LogCaptureFixture:
+    """``caplog`` that sees the "lowres_har" logger (the CLI makes it non-propagating)."""
+    monkeypatch.setattr(logging.getLogger("lowres_har"), "propagate", True)
+    caplog.set_level(logging.INFO, logger="lowres_har")
+    return caplog
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import fit_args
 
 from lowres_har.cli import main
 from lowres_har.data.datasets.hmdb51 import (
@@ -33,14 +34,6 @@ def root(dataset_fixture: Callable[[str], Path]) -> Path:
 def copy(root: Path, tmp_path: Path) -> Path:
     """A private copy of the fixture that a test may damage."""
     return Path(shutil.copytree(root, tmp_path / "hmdb51"))
-
-
-@pytest.fixture
-def log_capture(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch):
-    # the CLI makes the "lowres_har" logger non-propagating; let caplog see its records again
-    monkeypatch.setattr(logging.getLogger("lowres_har"), "propagate", True)
-    caplog.set_level(logging.INFO, logger="lowres_har")
-    return caplog
 
 
 def _index(rel: str) -> int:
@@ -170,24 +163,12 @@ def test_missing_video_raise_or_skip(copy: Path, log_capture: pytest.LogCaptureF
 def test_cli_fit_one_epoch_and_test(
     root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = [
-        "fit",
-        "--model=lowres_har.tasks.VideoClassificationTask",
-        "--model.model=c3d_tiny",
-        "--model.model_kwargs={width: 8}",
-        "--data=lowres_har.data.datasets.hmdb51.HMDB51DataModule",
-        f"--data.root={root}",
+    args = fit_args(
+        "lowres_har.data.datasets.hmdb51.HMDB51DataModule",
+        root,
+        tmp_path,
         "--data.fold=2",
-        "--data.num_workers=0",
-        "--data.batch_size=4",
-        "--data.num_frames=4",
-        "--trainer.max_epochs=1",
-        "--trainer.accelerator=cpu",
-        "--trainer.logger=false",
-        "--trainer.enable_checkpointing=false",
-        "--trainer.enable_progress_bar=false",
-        f"--trainer.default_root_dir={tmp_path}",
         "--test_after_fit=true",
-    ]
+    )
     assert main(args) == 0
     assert "Test top-1 accuracy" in capsys.readouterr().out

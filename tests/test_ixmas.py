@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import fit_args
 
 from lowres_har.cli import main
 from lowres_har.data.datasets.ixmas import (
@@ -212,24 +213,12 @@ def test_min_frames_drops_short_runs(root: Path) -> None:
 
 
 def test_cli_fit_one_epoch(root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = [
-        "fit",
-        "--model=lowres_har.tasks.VideoClassificationTask",
-        "--model.model=c3d_tiny",
-        "--model.model_kwargs={width: 8}",
-        "--data=lowres_har.data.datasets.ixmas.IXMASDataModule",
-        f"--data.root={root}",
+    args = fit_args(
+        "lowres_har.data.datasets.ixmas.IXMASDataModule",
+        root,
+        tmp_path,
         "--data.cameras=[0, 1]",
-        "--data.num_workers=0",
-        "--data.batch_size=4",
-        "--data.num_frames=4",
-        "--trainer.max_epochs=1",
-        "--trainer.accelerator=cpu",
-        "--trainer.logger=false",
-        "--trainer.enable_checkpointing=false",
-        "--trainer.enable_progress_bar=false",
-        f"--trainer.default_root_dir={tmp_path}",
         "--test_after_fit=true",
-    ]
+    )
     assert main(args) == 0
     assert "Test top-1 accuracy" in capsys.readouterr().out

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import fit_args
 
 from lowres_har.cli import main
 from lowres_har.data.datasets.tinyvirat import (
@@ -163,23 +164,7 @@ def test_missing_video_raise_or_skip(copy: Path, caplog: pytest.LogCaptureFixtur
 
 
 def _cli_args(root: Path, tmp_path: Path) -> list[str]:
-    return [
-        "fit",
-        "--model=lowres_har.tasks.VideoClassificationTask",
-        "--model.model=c3d_tiny",
-        "--model.model_kwargs={width: 8}",
-        "--data=lowres_har.data.datasets.tinyvirat.TinyVIRATDataModule",
-        f"--data.root={root}",
-        "--data.num_workers=0",
-        "--data.batch_size=4",
-        "--data.num_frames=4",
-        "--trainer.max_epochs=1",
-        "--trainer.accelerator=cpu",
-        "--trainer.logger=false",
-        "--trainer.enable_checkpointing=false",
-        "--trainer.enable_progress_bar=false",
-        f"--trainer.default_root_dir={tmp_path}",
-    ]
+    return fit_args("lowres_har.data.datasets.tinyvirat.TinyVIRATDataModule", root, tmp_path)
 
 
 def test_cli_fit_multilabel_one_epoch(

@@ -20,30 +20,17 @@ import numpy as np
 
 from lowres_har.data.io import write_video
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from blob import blob_clip  # noqa: E402  (tests/data/blob.py)
+
 CLASSES = ("brush_hair", "climb_stairs", "wave")
 VIDEOS_PER_CLASS = 7
-FRAMES, HEIGHT, WIDTH = 12, 32, 40
 #: Per fold: clip index → split id (1 train, 2 test, 0 unused). 4 train, 2 test, 1 unused.
 FOLD_ROLES = {
     1: {0: 2, 1: 2, 2: 0, 3: 1, 4: 1, 5: 1, 6: 1},
     2: {0: 1, 1: 1, 2: 2, 3: 2, 4: 0, 5: 1, 6: 1},
     3: {0: 1, 1: 0, 2: 1, 3: 1, 4: 2, 5: 2, 6: 1},
 }
-_DIRECTIONS = ((0.0, 1.6), (1.4, 0.0), (-1.1, -1.1), (1.1, -1.2))  # (dy, dx) per frame
-
-
-def blob_clip(rng: np.random.Generator, label: int) -> np.ndarray:
-    """uint8 ``(FRAMES, HEIGHT, WIDTH, 3)``: a 7×7 square moving in the class's direction."""
-    frames = rng.integers(20, 60, size=(FRAMES, HEIGHT, WIDTH, 3), dtype=np.uint8)
-    dy, dx = _DIRECTIONS[label % len(_DIRECTIONS)]
-    y0 = HEIGHT / 2 - dy * FRAMES / 2 + rng.uniform(-3, 3)
-    x0 = WIDTH / 2 - dx * FRAMES / 2 + rng.uniform(-3, 3)
-    colour = np.array([220, 200 - 60 * label, 60 + 60 * label], dtype=np.uint8)
-    for t in range(FRAMES):
-        y = int(np.clip(round(y0 + dy * t), 0, HEIGHT - 7))
-        x = int(np.clip(round(x0 + dx * t), 0, WIDTH - 7))
-        frames[t, y : y + 7, x : x + 7] = colour
-    return frames
 
 
 def video_name(class_name: str, i: int) -> str:

@@ -2,6 +2,11 @@
 
 Training subcommands are a thin :class:`LightningCLI`; ``--config NAME`` with a bare name (no
 ``.yaml`` file of that name here) resolves to the shipped recipe ``lowres_har/configs/NAME.yaml``.
+
+``predict`` has two forms: with ``--config``/``-c`` (or Lightning options only) it is
+LightningCLI's predict over a data module; with video paths and ``--ckpt`` or ``--model NAME
+--weights PATH`` it is the video predictor of :mod:`lowres_har.predict`
+(:func:`~lowres_har.predict.is_video_invocation` decides).
 """
 
 from __future__ import annotations
@@ -643,6 +648,10 @@ def _print_help() -> None:
     print("Training and evaluation (LightningCLI; `lowres-har fit --help` for every option):")
     for cmd in LIGHTNING_COMMANDS:
         print(f"  {cmd:<10} {cmd} a model: lowres-har {cmd} --config quickstart")
+    print("\nPrediction on video files (`lowres-har predict --help` explains both predict forms):")
+    print(
+        f"  {'predict':<10} lowres-har predict VIDEO... --ckpt CKPT [--output DIR] [--csv] [--preview]"
+    )
     print("\nLibrary commands:")
     for cmd, (_, text) in EXTRA_COMMANDS.items():
         print(f"  {cmd:<10} {text}")
@@ -661,6 +670,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args[0] in EXTRA_COMMANDS:
         return EXTRA_COMMANDS[args[0]][0](args[1:])
+    if args[0] == "predict":
+        from lowres_har.predict import command, is_video_invocation
+
+        if is_video_invocation(args[1:]):  # VIDEO... --ckpt/--model; --config goes to Lightning
+            return command(args[1:])
     if args[0] not in LIGHTNING_COMMANDS:
         print(f"lowres-har: unknown command {args[0]!r}\n", file=sys.stderr)
         _print_help()

@@ -168,6 +168,60 @@ class VideoDataModule(L.LightningDataModule):
         """The deterministic part of this module's views and streams (what a cache stores)."""
         return ViewDegrader(self.views, self.streams)
 
+    def inference_config(self) -> dict[str, Any]:
+        """The evaluation pipeline as a JSON-able dict, stored in task checkpoints under
+        ``checkpoint["lowres_har"]["pipeline"]`` so ``lowres-har predict`` rebuilds it.
+
+        Keys: ``version`` (1); ``views`` and ``streams`` (every view and stream, in the spelling
+        :func:`~lowres_har.data.views.parse_views` / :func:`~lowres_har.data.views.parse_streams`
+        read back; predict keeps those the model's ``input_keys`` need); ``num_frames``,
+        ``stride`` (frames), ``sampling``, ``short``, ``eval_clips``, ``window_step`` (frames
+        or ``None``); ``mean``, ``std`` (per channel, [0, 1] units); the evaluation crop
+        ``short_side_scale`` (pixels, ``[min, max]``, evaluation uses ``min``) and ``crop_size``
+        (``[H, W]``) or ``None``; ``class_names``; ``fps`` (``None``: windows count decoded
+        frames at the video's own rate; no resampling happens in the data modules);
+        ``data_fps`` (the training videos' frame rate when the module knows it, else ``None``);
+        ``datamodule`` (class name).
+        """
+        views: dict[str, dict[str, Any]] = {}
+        for name, v in self.views.items():
+            views[name] = {
+                "size": list(v.size),
+                "upsample_to": None if v.upsample_to is None else list(v.upsample_to),
+                "interpolation": v.interpolation,
+                "upsample_interpolation": v.upsample_interpolation,
+                "aspect": v.aspect,
+                "blur_sigma": v.blur_sigma,
+                "jpeg_quality": v.jpeg_quality,
+                "noise": list(v.noise) if isinstance(v.noise, tuple) else v.noise,
+            }
+        streams = {
+            name: {"kind": s.kind, "view": s.view, **dict(s.params)}
+            for name, s in self.streams.items()
+        }
+        data_fps = getattr(self, "video_fps", None)
+        return {
+            "version": 1,
+            "views": views,
+            "streams": streams,
+            "num_frames": int(self.num_frames),
+            "stride": int(self.stride),
+            "sampling": self.sampling,
+            "short": self.short,
+            "eval_clips": int(self.eval_clips),
+            "window_step": None if self.window_step is None else int(self.window_step),
+            "mean": [float(m) for m in self.mean],
+            "std": [float(s) for s in self.std],
+            "short_side_scale": (
+                None if self.short_side_scale is None else [int(s) for s in self.short_side_scale]
+            ),
+            "crop_size": None if self.crop_size is None else [int(s) for s in self.crop_size],
+            "class_names": list(self.class_names),
+            "fps": None,
+            "data_fps": float(data_fps) if isinstance(data_fps, (int, float)) else None,
+            "datamodule": type(self).__name__,
+        }
+
     def all_videos(self) -> list[VideoEntry]:
         """Entries of every split, each video once (what ``lowres-har preprocess`` decodes)."""
         seen: dict[tuple[str, Any], VideoEntry] = {}

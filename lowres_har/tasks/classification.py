@@ -365,6 +365,25 @@ class VideoClassificationTask(L.LightningModule):
         """Class probabilities ``(B, num_classes)`` (softmax, or sigmoid when multi-label)."""
         return self.probabilities(self(*self._inputs(batch)))
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store what ``lowres-har predict`` needs beyond the hyper-parameters (which already
+        hold the model, its options, ``class_names``, ``multilabel`` and ``threshold``):
+        ``checkpoint["lowres_har"] = {"pipeline": datamodule.inference_config(),
+        "input_keys": [...], "version": lowres-har version}`` when the trainer's data module has
+        ``inference_config``; nothing otherwise (e.g. plain dataloaders)."""
+        trainer = self._trainer
+        datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
+        config = getattr(datamodule, "inference_config", None)
+        if not callable(config):
+            return
+        from lowres_har._version import __version__
+
+        checkpoint["lowres_har"] = {
+            "pipeline": config(),
+            "input_keys": list(self.input_keys),
+            "version": __version__,
+        }
+
     def _save_test_plots(self, probs: Tensor, target: Tensor) -> None:
         from lowres_har.viz import plot_confusion_matrix, plot_per_class_accuracy
 

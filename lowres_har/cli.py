@@ -372,62 +372,82 @@ def _cmd_benchmark_latency_table(title: str, rows: list[tuple[str, Any]]) -> Any
 
 def _cmd_benchmark_model(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
-        prog="lowres-har benchmark model",
+        prog="lowres-har benchmark [model]",
         description=(
             "Parameters, FLOPs per clip (FlopCounterMode: 2 FLOPs per multiply-add) and "
-            "inference throughput of one registered model on random inputs of its card's shape."
+            "inference latency/throughput of one registered model on random inputs of its "
+            "card's shape, under one or several backends measured side by side in one run "
+            "(torch eager, onnxruntime on the exported ONNX, the LiteRT interpreter on the "
+            "exported float TFLite; exports are parity-checked)."
         ),
     )
     p.add_argument("--model", required=True, help="registered model name")
     p.add_argument("--model-kwargs", default=None, help="JSON object, e.g. '{\"kernel_size\": 3}'")
     p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument(
+        "--backend",
+        nargs="+",
+        default=["torch"],
+        metavar="NAME",
+        help="backends to compare: torch onnxruntime tflite (default: torch)",
+    )
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads per runtime (default 1)")
     p.add_argument("--warmup", type=int, default=2, help="untimed passes per batch size")
     p.add_argument("--iters", type=int, default=10, help="timed passes per batch size")
+    p.add_argument("--rounds", type=int, default=2, help="blocks the backends take turns in")
     p.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = p.parse_args(argv)
     from rich.console import Console
+    from rich.table import Table
 
-    from lowres_har.export.benchmark import benchmark_model
+    from lowres_har.export.benchmark import benchmark_backends
 
     try:
         kwargs = _cmd_benchmark_json(args.model_kwargs, "--model-kwargs")
-        result = benchmark_model(
+        results = benchmark_backends(
             args.model,
             kwargs,
+            args.backend,
             args.batch_sizes,
             warmup=args.warmup,
             iters=args.iters,
+            rounds=args.rounds,
             threads=args.threads,
             num_classes=args.num_classes,
         )
-    except (ValueError, KeyError, TypeError) as err:
-        print(f"lowres-har benchmark model: {err}", file=sys.stderr)
+    except (ValueError, KeyError, TypeError, ImportError) as err:
+        print(f"lowres-har benchmark: {err}", file=sys.stderr)
         return 2
-    from rich.table import Table
-
-    shapes = ", ".join(f"{k} {'×'.join(map(str, v))}" for k, v in result.input_shapes.items())
+    first = results[0]
+    shapes = ", ".join(f"{k} {'×'.join(map(str, v))}" for k, v in first.input_shapes.items())
     label = args.model + (f" {json.dumps(kwargs)}" if kwargs else "")
     table = Table(
         title=(
-            f"{label}: {result.params:,} parameters, {result.gflops_per_clip:.3f} GFLOPs per "
-            f"clip ({shapes}), {args.threads} torch thread(s)"
+            f"{label}: {first.params:,} parameters, {first.gflops_per_clip:.3f} GFLOPs per "
+            f"clip ({shapes}), {args.threads} thread(s) per runtime, measured side by side"
         )
     )
-    for col in ("batch", "p50 ms", "p90 ms", "clips/s", "frames/s"):
+    for col in ("backend", "batch", "p50 ms", "p90 ms", "clips/s", "frames/s", "× first"):
         table.add_column(col, justify="right")
-    for lat in result.latency:
-        table.add_row(
-            str(lat.batch),
-            f"{lat.p50_ms:.2f}",
-            f"{lat.p90_ms:.2f}",
-            f"{lat.clips_per_s:.1f}",
-            f"{lat.frames_per_s:.0f}",
-        )
+    for r in results:
+        for lat in r.latency:
+            base = first.at_batch(lat.batch).clips_per_s
+            table.add_row(
+                r.backend,
+                str(lat.batch),
+                f"{lat.p50_ms:.2f}",
+                f"{lat.p90_ms:.2f}",
+                f"{lat.clips_per_s:.1f}",
+                f"{lat.frames_per_s:.0f}",
+                f"{lat.clips_per_s / base:.2f}",
+            )
     Console().print(table)
     if args.json:
-        args.json.write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+        payload: dict[str, Any] = {"results": [r.as_dict() for r in results]}
+        if len(results) == 1:
+            payload = results[0].as_dict()
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
     return 0
 
 
@@ -607,7 +627,8 @@ def _cmd_benchmark_usage() -> str:
     """Usage text of ``lowres-har benchmark``."""
     return """usage: lowres-har benchmark {data,model,msn,e2e} [options]
   data   clips/s from the preprocessing cache vs decoding (SynthActions)
-  model  --model NAME [--model-kwargs JSON] [--batch-sizes 1 32] [--threads N] [--json FILE]
+  model  --model NAME [--backend torch onnxruntime tflite] [--model-kwargs JSON]
+         [--batch-sizes 1 32] [--threads N] [--json FILE]   (`model` may be left out)
   msn    MSN params, FLOPs, throughput per fusion and stream set [--quick] [--json FILE]
   e2e    VIDEO: predict path frames/s vs decode-only and r2plus1d_18 [--flow-method M]
          [--pipeline/--no-pipeline] [--threads N] [--model-kwargs JSON] [--json FILE]
@@ -623,6 +644,8 @@ def _cmd_benchmark(argv: list[str]) -> int:
     }
     if argv[:1] and argv[0] in commands:
         return commands[argv[0]](argv[1:])
+    if argv[:1] and (argv[0] == "--model" or argv[0].startswith("--model=")):
+        return _cmd_benchmark_model(argv)
     if argv[:1] in (["-h"], ["--help"]):
         print(_cmd_benchmark_usage())
         return 0

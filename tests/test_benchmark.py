@@ -128,10 +128,12 @@ def test_latency_from_seconds_percentiles() -> None:
 
 
 def test_backends_and_bad_settings() -> None:
-    assert "torch" in BACKENDS
+    assert {"torch", "onnxruntime", "tflite"} <= set(BACKENDS)
     net = nn.Linear(3, 2)
-    with pytest.raises(ValueError, match="unknown benchmark backend 'tflite'"):
-        measure_latency(net, [torch.zeros(1, 3)], backend="tflite")
+    with pytest.raises(ValueError, match="unknown benchmark backend 'tensorrt'"):
+        measure_latency(net, [torch.zeros(1, 3)], backend="tensorrt")
+    with pytest.raises(ValueError, match=r"export backends take clips \(B, C, T, H, W\)"):
+        measure_latency(net, [torch.zeros(1, 3)], backend="onnxruntime")
     with pytest.raises(ValueError, match="iters >= 1"):
         measure_latency(net, [torch.zeros(1, 3)], iters=0)
     with pytest.raises(ValueError, match="threads must be >= 1"), num_threads(0):
@@ -272,6 +274,28 @@ def test_cli_benchmark_model(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     bad = ["benchmark", "model", "--model", "msn", "--model-kwargs", "[1, 2]"]
     assert main(bad) == 2
     assert "must be a JSON object" in capsys.readouterr().err
+
+
+def test_cli_benchmark_backends_side_by_side(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``lowres-har benchmark --model NAME --backend ...``: one row per backend and batch size,
+    the same network (same parameter count) under each, the exported artefacts parity-checked."""
+    out = tmp_path / "backends.json"
+    args = ["benchmark", "--model", "msn", "--model-kwargs", json.dumps(TINY_MSN)]
+    args += ["--backend", "torch", "onnxruntime", "tflite", "--batch-sizes", "1", "2"]
+    args += ["--iters", "2", "--warmup", "0", "--rounds", "1", "--json", str(out)]
+    assert main(args) == 0
+    results = [ModelBenchmark.from_dict(r) for r in json.loads(out.read_text())["results"]]
+    assert [r.backend for r in results] == ["torch", "onnxruntime", "tflite"]
+    assert len({r.params for r in results}) == 1 and len({r.flops_per_clip for r in results}) == 1
+    for r in results:
+        assert [lat.batch for lat in r.latency] == [1, 2]
+        assert all(lat.clips_per_s > 0 and lat.p90_ms >= lat.p50_ms for lat in r.latency)
+    printed = capsys.readouterr().out
+    assert "onnxruntime" in printed and "tflite" in printed and "× first" in printed
+    assert main(["benchmark", "--model", "msn", "--backend", "tensorrt"]) == 2
+    assert "unknown benchmark backend 'tensorrt'" in capsys.readouterr().err
 
 
 def test_cli_benchmark_msn_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

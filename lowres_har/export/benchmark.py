@@ -5,8 +5,9 @@
   BatchNorm, activations, pooling or element-wise sums, which are a rounding error next to them);
 - :func:`measure_latency`: p50/p90 milliseconds per batch and clips/s, frames/s, through a small
   backend abstraction (:data:`BACKENDS`: a factory that turns a model and a fixed batch into a
-  callable running one forward pass). Only ``"torch"`` (eager, ``inference_mode``) exists now;
-  ONNX Runtime and TFLite backends slot in next to it;
+  callable running one forward pass): ``"torch"`` (eager, ``inference_mode``),
+  ``"onnxruntime"`` and ``"tflite"`` (the exported artefacts, parity-checked at export);
+- :func:`benchmark_backends`: one model under several backends, side by side in one run;
 - :func:`benchmark_model` and :func:`msn_table` (the analogue of the MSN paper's Table 1:
   parameters, FLOPs and throughput per fusion and per stream set);
 - :func:`end_to_end`: the MSN predict path from a video file (decode → degrade → flow → mask →
@@ -25,6 +26,7 @@ import contextlib
 import os
 import platform
 import queue
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -62,6 +64,7 @@ __all__ = [
     "MSNTable",
     "ModelBenchmark",
     "TableRow",
+    "benchmark_backends",
     "benchmark_model",
     "count_flops",
     "count_params",
@@ -71,6 +74,8 @@ __all__ = [
     "measure_latency",
     "msn_table",
     "num_threads",
+    "onnxruntime_backend",
+    "tflite_backend",
     "torch_backend",
 ]
 
@@ -89,13 +94,18 @@ E2E_STAGES: tuple[str, ...] = ("decode", "degrade", "flow", "mask", "normalise",
 BatchRunner = Callable[[], object]
 """Runs one forward pass over a fixed batch and returns when its result is ready."""
 
-BackendFactory = Callable[[nn.Module, Sequence[Tensor]], BatchRunner]
-"""Builds a :data:`BatchRunner` from a model and its input batch (one tensor per input key)."""
+BackendFactory = Callable[..., BatchRunner]
+"""``factory(model, inputs, *, threads, workdir)`` builds a :data:`BatchRunner` from a model and
+its input batch (one tensor per input key). ``threads`` is the CPU thread budget the runtime may
+use; ``workdir`` an existing folder for exported artefacts that lives as long as the runner."""
 
 
-def torch_backend(model: nn.Module, inputs: Sequence[Tensor]) -> BatchRunner:
+def torch_backend(
+    model: nn.Module, inputs: Sequence[Tensor], *, threads: int = 1, workdir: Path | None = None
+) -> BatchRunner:
     """Eager PyTorch: ``model.eval()``, then each call runs ``model(*inputs)`` under
-    ``torch.inference_mode`` on the inputs' device."""
+    ``torch.inference_mode`` on the inputs' device (threads are set by :func:`num_threads`)."""
+    del threads, workdir
     model.eval()
     batch = tuple(inputs)
 
@@ -106,8 +116,56 @@ def torch_backend(model: nn.Module, inputs: Sequence[Tensor]) -> BatchRunner:
     return run
 
 
-#: Backend name → factory. A later exporter registers ``"onnxruntime"`` / ``"tflite"`` here.
-BACKENDS: dict[str, BackendFactory] = {"torch": torch_backend}
+def _shape_args(inputs: Sequence[Tensor]) -> dict[str, Any]:
+    x = inputs[0]
+    if x.dim() != 5:
+        raise ValueError(f"export backends take clips (B, C, T, H, W), got {tuple(x.shape)}")
+    return {"num_frames": int(x.shape[2]), "size": (int(x.shape[3]), int(x.shape[4]))}
+
+
+def _workdir(workdir: Path | None) -> Path:
+    if workdir is None:
+        raise ValueError("export backends need a workdir for their artefact")
+    return Path(workdir)
+
+
+def onnxruntime_backend(
+    model: nn.Module, inputs: Sequence[Tensor], *, threads: int = 1, workdir: Path | None = None
+) -> BatchRunner:
+    """ONNX Runtime (CPU provider, ``threads`` intra-op threads) on the model exported by
+    :func:`~lowres_har.export.onnx.to_onnx` (dynamic batch; parity is checked at export)."""
+    from lowres_har.export.onnx import OnnxRunner, to_onnx
+
+    folder = _workdir(workdir)
+    path = folder / f"model_{len(list(folder.iterdir()))}.onnx"
+    to_onnx(model, path, **_shape_args(inputs))
+    runner = OnnxRunner(path, intra_op_threads=threads)
+    arrays = [x.detach().cpu().numpy().astype(np.float32) for x in inputs]
+    return lambda: runner(*arrays)
+
+
+def tflite_backend(
+    model: nn.Module, inputs: Sequence[Tensor], *, threads: int = 1, workdir: Path | None = None
+) -> BatchRunner:
+    """The LiteRT (TFLite) interpreter with ``threads`` threads on a float32 ``.tflite`` from
+    :func:`~lowres_har.export.tflite.to_tflite`, converted for this batch size (TFLite files
+    have a fixed batch; parity is checked at export)."""
+    from lowres_har.export.tflite import TFLiteRunner, to_tflite
+
+    folder = _workdir(workdir)
+    path = folder / f"model_{len(list(folder.iterdir()))}.tflite"
+    to_tflite(model, path, batch=int(inputs[0].shape[0]), **_shape_args(inputs))
+    runner = TFLiteRunner(path, num_threads=threads)
+    arrays = [x.detach().cpu().numpy().astype(np.float32) for x in inputs]
+    return lambda: runner(*arrays)
+
+
+#: Backend name → factory (see :data:`BackendFactory`).
+BACKENDS: dict[str, BackendFactory] = {
+    "torch": torch_backend,
+    "onnxruntime": onnxruntime_backend,
+    "tflite": tflite_backend,
+}
 
 
 def _backend(name: str) -> BackendFactory:
@@ -284,8 +342,8 @@ def measure_latency(
     """
     if not inputs:
         raise ValueError("measure_latency needs at least one input tensor")
-    run = _backend(backend)(model, inputs)
-    with num_threads(threads):
+    with tempfile.TemporaryDirectory(prefix="lowres_har_bench_") as tmp, num_threads(threads):
+        run = _backend(backend)(model, inputs, threads=threads, workdir=Path(tmp))
         (seconds,) = _sample([run], warmup=warmup, iters=iters, rounds=1)
     frames = _frames_of(inputs[0]) if frames_per_clip is None else int(frames_per_clip)
     return Latency.from_seconds(seconds, int(inputs[0].shape[0]), frames)
@@ -393,40 +451,61 @@ def _measure_configs(
     iters: int,
     rounds: int,
     threads: int,
-    backend: str,
+    backend: str | Sequence[str],
     num_classes: int | None,
     seed: int,
 ) -> list[ModelBenchmark]:
-    """Measure several configurations side by side (interleaved rounds, per batch size)."""
+    """Measure several configurations side by side (interleaved rounds, per batch size).
+
+    ``backend`` is one backend for all configurations or one per configuration; equal
+    ``(name, kwargs)`` configurations share one model (the same weights under every backend).
+    """
     if not configs:
         raise ValueError("nothing to benchmark")
+    backends = [backend] * len(configs) if isinstance(backend, str) else list(backend)
+    if len(backends) != len(configs):
+        raise ValueError(f"{len(backends)} backends for {len(configs)} configurations")
+    factories = [_backend(b) for b in backends]
     sizes = [int(b) for b in batch_sizes]
     if not sizes or min(sizes) < 1:
         raise ValueError(f"batch_sizes must be positive ints, got {list(batch_sizes)}")
     _check_counts(warmup, iters, rounds)
-    factory = _backend(backend)
     env = environment()
     results: list[ModelBenchmark] = []
-    with num_threads(threads):
-        built = [_build(name, kwargs, num_classes) for name, kwargs in configs]
+    with num_threads(threads), tempfile.TemporaryDirectory(prefix="lowres_har_bench_") as tmp:
+        shared: dict[str, tuple[nn.Module, dict[str, tuple[int, ...]]]] = {}
+        built = []
+        for name, kwargs in configs:
+            key = f"{name} {sorted(dict(kwargs).items())!r}"
+            if key not in shared:
+                shared[key] = _build(name, kwargs, num_classes)
+            built.append(shared[key])
         timings: list[list[Latency]] = [[] for _ in configs]
         for batch in sizes:
             batches = [_random_inputs(shapes, batch, seed) for _, shapes in built]
-            runners = [factory(model, x) for (model, _), x in zip(built, batches, strict=True)]
+            runners = []
+            for k, ((model, _), x, factory) in enumerate(
+                zip(built, batches, factories, strict=True)
+            ):
+                work = Path(tmp) / f"{k}_b{batch}"
+                work.mkdir()
+                runners.append(factory(model, x, threads=threads, workdir=work))
             seconds = _sample(runners, warmup=warmup, iters=iters, rounds=rounds)
             for k, (s, (_, shapes)) in enumerate(zip(seconds, built, strict=True)):
                 first = next(iter(shapes.values()))
                 frames = first[1] if len(first) == 4 else 1
                 timings[k].append(Latency.from_seconds(s, batch, frames))
             del batches, runners
-        for (name, kwargs), (model, shapes), lat in zip(configs, built, timings, strict=True):
+        for (name, kwargs), (model, shapes), lat, bk in zip(
+            configs, built, timings, backends, strict=True
+        ):
             one = _random_inputs(shapes, 1, seed)
             first = next(iter(shapes.values()))
             results.append(
                 ModelBenchmark(
                     model=name,
                     model_kwargs=dict(kwargs),
-                    backend=backend,
+                    backend=bk,
                     threads=int(threads),
                     input_shapes={k: list(v) for k, v in shapes.items()},
                     frames_per_clip=first[1] if len(first) == 4 else 1,
@@ -437,6 +516,60 @@ def _measure_configs(
                 )
             )
     return results
+
+
+def benchmark_backends(
+    name: str,
+    model_kwargs: Mapping[str, Any] | None = None,
+    backends: Sequence[str] = ("torch", "onnxruntime", "tflite"),
+    batch_sizes: Sequence[int] = (1, 8),
+    *,
+    warmup: int = 2,
+    iters: int = 10,
+    rounds: int = 2,
+    threads: int = 1,
+    num_classes: int | None = None,
+    seed: int = 0,
+) -> list[ModelBenchmark]:
+    """One registered model under several backends, measured side by side in one run.
+
+    The same network (same weights) is exported once per backend (ONNX: one file with a dynamic
+    batch; TFLite: one file per batch size) with the exporters' parity checks; then, per batch
+    size, the backends take turns in ``rounds`` blocks on the same random inputs with the same
+    thread budget. Compare the rows with each other, not with other runs.
+
+    Args:
+        name: a registered model.
+        model_kwargs: architecture options for ``create_model``.
+        backends: keys of :data:`BACKENDS`, in table order.
+        batch_sizes: clips per forward pass.
+        warmup: untimed passes per backend and batch size.
+        iters: timed passes per backend and batch size.
+        rounds: blocks the timed passes are split into.
+        threads: CPU threads for every runtime (torch, onnxruntime intra-op, LiteRT).
+        num_classes: classifier size (default: the model card's).
+        seed: seed of the random inputs.
+
+    Returns:
+        One :class:`ModelBenchmark` per backend, in ``backends`` order.
+    """
+    names = list(dict.fromkeys(backends))
+    if not names:
+        raise ValueError("no backends to benchmark")
+    for b in names:
+        _backend(b)
+    kwargs = dict(model_kwargs or {})
+    return _measure_configs(
+        [(name, kwargs)] * len(names),
+        batch_sizes,
+        warmup=warmup,
+        iters=iters,
+        rounds=rounds,
+        threads=threads,
+        backend=names,
+        num_classes=num_classes,
+        seed=seed,
+    )
 
 
 def benchmark_model(

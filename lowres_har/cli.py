@@ -655,6 +655,103 @@ def _cmd_benchmark(argv: list[str]) -> int:
     return 2
 
 
+def _cmd_export(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="lowres-har export",
+        description=(
+            "Export a trained model (task checkpoint) or a registered architecture to ONNX, "
+            "TFLite or a full-integer streaming Edge-TPU TFLite, and check the artefact against "
+            "PyTorch (onnxruntime / LiteRT interpreter). Prints the report; --json saves it."
+        ),
+    )
+    p.add_argument("format", choices=("onnx", "tflite", "edgetpu"))
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--ckpt", type=Path, help="a lowres-har task checkpoint (.ckpt)")
+    src.add_argument("--model", help="a registered model name (random weights)")
+    p.add_argument("--model-kwargs", default=None, help="JSON object of architecture options")
+    p.add_argument("--output", "-o", type=Path, required=True, help="file to write")
+    p.add_argument("--num-frames", type=int, default=None, help="clip length baked in")
+    p.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"))
+    p.add_argument("--real-video", type=Path, default=None, help="also check on this video")
+    p.add_argument("--opset", type=int, default=None, help="onnx: opset (default: exporter's)")
+    p.add_argument("--static-batch", action="store_true", help="onnx: fixed batch axis")
+    p.add_argument("--quantize", choices=("dynamic",), default=None, help="tflite: int8 weights")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="edgetpu: recipe (YAML or shipped name) whose data section gives the calibration "
+        "clips (its val split), e.g. msn_synth",
+    )
+    p.add_argument(
+        "--data-override",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="edgetpu: override for the data section, e.g. --data.init_args.batch_size=4",
+    )
+    p.add_argument("--calibration-clips", type=int, default=64, help="edgetpu: clips")
+    p.add_argument("--no-check", action="store_true", help="write without failing on parity")
+    p.add_argument("--json", type=Path, default=None, help="also write the report here")
+    args = p.parse_args(argv)
+    try:
+        kwargs = _cmd_benchmark_json(args.model_kwargs, "--model-kwargs")
+        source: Any = str(args.ckpt) if args.ckpt is not None else args.model
+        if args.ckpt is not None and not args.ckpt.is_file():
+            raise FileNotFoundError(f"checkpoint not found: {args.ckpt}")
+        common: dict[str, Any] = {
+            "num_frames": args.num_frames,
+            "size": tuple(args.size) if args.size else None,
+            "check": not args.no_check,
+        }
+        if args.format == "onnx":
+            from lowres_har.export.onnx import to_onnx
+
+            report: Any = to_onnx(
+                source,
+                args.output,
+                opset=args.opset,
+                dynamic_batch=not args.static_batch,
+                real_video=args.real_video,
+                **common,
+                **kwargs,
+            )
+        elif args.format == "tflite":
+            from lowres_har.export.tflite import to_tflite
+
+            report = to_tflite(
+                source,
+                args.output,
+                quantize=args.quantize,
+                real_video=args.real_video,
+                **common,
+                **kwargs,
+            )
+        else:
+            from lowres_har.export.edgetpu import to_edgetpu
+
+            if args.data is None:
+                raise ValueError(
+                    "edgetpu export needs --data RECIPE for its calibration clips "
+                    "(full-integer quantization), e.g. --data msn_synth"
+                )
+            datamodule = build_datamodule(args.data, args.data_override)
+            report = to_edgetpu(
+                source,
+                args.output,
+                datamodule=datamodule,
+                num_calibration_clips=args.calibration_clips,
+                **common,
+                **kwargs,
+            )
+    except (ValueError, KeyError, TypeError, ImportError, FileNotFoundError) as err:
+        print(f"lowres-har export: {err}", file=sys.stderr)
+        return 2
+    print(report.summary() if hasattr(report, "summary") else report)
+    if args.json:
+        args.json.write_text(json.dumps(report.as_dict(), indent=2, default=str) + "\n")
+    return 0
+
+
 EXTRA_COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "benchmark": (
         _cmd_benchmark,
@@ -663,6 +760,7 @@ EXTRA_COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "models": (_cmd_models, "list registered models with parameters and inputs"),
     "synth": (_cmd_synth, "render the built-in SynthActions dataset"),
     "preprocess": (_cmd_preprocess, "decode a recipe's videos once into a fast clip cache"),
+    "export": (_cmd_export, "export to ONNX / TFLite / Edge-TPU int8 with parity checks"),
 }
 
 

@@ -407,6 +407,7 @@ def test_msn_small_full_int8_export(tmp_path: Path) -> None:
         num_calibration_clips=3,
         num_check_clips=3,
         progress=False,
+        classifier="cpu",
     )  # check=True: raises on any checker problem
     assert report.check.ok and report.classifier == "cpu"
     assert report.streaming_max_abs_diff < 1e-4

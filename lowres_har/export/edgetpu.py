@@ -35,13 +35,13 @@ Pipeline (:func:`to_edgetpu`)
        input whose batch is not 1.
 
 Classifier placement (``classifier=``)
-    By default (``"cpu"``) the int8 graph stops at the input of the model's final ``Linear``
-    (output ``features``) and the runtime applies that layer in float on the host - the
-    pattern Coral's own transfer-learning engines use for the last layer. On SynthActions the
-    trained MSN-S checkpoints have many near-tie clips (half the test clips have a float
-    top-1/top-2 margin below 0.07 logits, while the int8 logits' rounding step is about 0.065),
-    so the int8 logits' rounding alone flips top-1 decisions; the host classifier avoids that
-    step. ``classifier="tpu"`` keeps the whole network, logits included, on the Edge TPU.
+    By default (``"tpu"``) the whole network, logits included, is in the int8 graph and runs on
+    the Edge TPU. ``classifier="cpu"`` stops the int8 graph at the input of the model's final
+    ``Linear`` (output ``features``) and the runtime applies that layer in float on the host -
+    the pattern Coral's own transfer-learning engines use for the last layer. It removes one
+    rounding step: the int8 logits' step (about 0.065 for the MSN-S checkpoints on
+    SynthActions) flips the top-1 of clips whose float top-1/top-2 margin is smaller, and
+    weakly trained models have many of those (see :func:`evaluate_edgetpu`'s ``near_ties``).
 
 Runtime (:class:`EdgeTPURunner`)
     Loads the ``.tflite`` (plain or compiled) and its description, quantizes each frame and the
@@ -1396,14 +1396,14 @@ def to_edgetpu(
         fuse_taps: build each Conv3d as one ``conv2d`` over its channel-concatenated frame
             window (default) rather than a sum of per-tap ``conv2d``: fewer ops, and one int32
             accumulation instead of adding separately requantized int8 partial sums.
-        classifier: where the final ``Linear`` runs. ``"cpu"`` (default when the model has one
-            and ``streaming`` is not given): the int8 graph ends with the classifier's input
-            features (output ``features``), and the runtime applies the float classifier,
-            stored in the description, on the host CPU - Coral's own pattern for the last
-            layer (pycoral's imprinting / softmax-regression engines), a ``(F,) @ (F, C)``
-            product. It removes the int8 logits' rounding step, which alone flips the top-1 of
-            near-tie clips (see :func:`evaluate_edgetpu`'s ``near_ties``). ``"tpu"``: the
-            whole network, logits included, in the int8 graph (output ``logits``).
+        classifier: where the final ``Linear`` runs. ``"tpu"`` or ``None`` (default): the
+            whole network, logits included, in the int8 graph (output ``logits``). ``"cpu"``:
+            the int8 graph ends with the classifier's input features (output ``features``),
+            and the runtime applies the float classifier, stored in the description, on the
+            host CPU - Coral's own pattern for the last layer (pycoral's imprinting /
+            softmax-regression engines), a ``(F,) @ (F, C)`` product. It removes the int8
+            logits' rounding step, which alone flips the top-1 of near-tie clips (see
+            :func:`evaluate_edgetpu`'s ``near_ties``).
         verbose: show litert-torch's conversion progress.
         progress: a rich progress bar over the calibration clips.
         **model_kwargs: architecture options for a name / overrides of a checkpoint's.
@@ -1433,14 +1433,14 @@ def to_edgetpu(
         raise ValueError(f"classifier must be 'cpu', 'tpu' or None, got {classifier!r}")
     head: nn.Linear | None = None
     head_name = "fc"
-    if classifier == "cpu" or (classifier is None and streaming is None):
+    if classifier == "cpu":
         if streaming is not None:
             raise ValueError(
                 "classifier='cpu' needs the streaming model built here (its output must be the "
                 "classifier's input); pass classifier='tpu' with a ready streaming model"
             )
         head_name, head = _final_linear(loaded)
-        if head is None and classifier == "cpu":
+        if head is None:
             raise ValueError(
                 f"{loaded.name or type(model).__name__}: no final nn.Linear classifier found "
                 f"({head_name}); use classifier='tpu'"

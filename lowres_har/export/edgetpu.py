@@ -214,6 +214,9 @@ _NORMALISATION = (
 
 
 # =========================================================================== interpreter
+# This file imports nothing from lowres-har at module level so that it can be copied alone to a
+# Coral board (see the module docstring). The small flatbuffer readers below therefore repeat
+# lowres_har.export.tflite's on purpose instead of importing them.
 def _interpreter_api() -> tuple[Any, Any]:
     """``(Interpreter, load_delegate)`` from ai-edge-litert, else from tflite-runtime."""
     try:

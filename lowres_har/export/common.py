@@ -153,6 +153,21 @@ def load_model(
     return _from_checkpoint(path, model_kwargs)
 
 
+def _pipeline_shape(pipeline: Any) -> tuple[int | None, tuple[int, int] | None]:
+    """``(T, (H, W))`` of the ``video`` input in a stored evaluation pipeline (``None`` parts when
+    absent): ``num_frames`` and the view's ``upsample_to`` (else ``size``)."""
+    if not isinstance(pipeline, Mapping):
+        return None, None
+    t = pipeline.get("num_frames")
+    view = (pipeline.get("views") or {}).get("video")
+    hw = None
+    if isinstance(view, Mapping):
+        out = view.get("upsample_to") or view.get("size")
+        if out and len(out) == 2:
+            hw = (int(out[0]), int(out[1]))
+    return (int(t) if t else None), hw
+
+
 def input_shapes(
     loaded: LoadedModel,
     *,
@@ -161,17 +176,30 @@ def input_shapes(
 ) -> dict[str, tuple[int, int, int, int]]:
     """``{input key: (C, T, H, W)}`` for one clip.
 
-    Defaults come from the model (``num_frames``, ``input_size``/``clip_shape`` attributes when it
-    has them) and then from its model card.
+    Defaults come from the model (its ``clip_shape`` when it has one, e.g. MSN), then from the
+    evaluation pipeline a task checkpoint stores (``num_frames`` and the ``video`` view's network
+    size: what the model was trained on), then from its model card.
     """
     model = loaded.model
     card = model_card(loaded.name) if loaded.name else None
     clip = getattr(model, "clip_shape", None)
+    trained_t, trained_hw = _pipeline_shape(loaded.extra.get("pipeline"))
     out: dict[str, tuple[int, int, int, int]] = {}
     for key in loaded.input_keys:
         spec = card.inputs.get(key) if card else None
-        t = num_frames or (clip[0] if clip else None) or (spec.frames if spec else None) or 16
-        hw = size or (tuple(clip[1:]) if clip else None) or (spec.size if spec else (32, 32))
+        t = (
+            num_frames
+            or (clip[0] if clip else None)
+            or trained_t
+            or (spec.frames if spec else None)
+            or 16
+        )
+        hw = (
+            size
+            or (tuple(clip[1:]) if clip else None)
+            or trained_hw
+            or (spec.size if spec else (32, 32))
+        )
         channels = spec.channels if spec else {"video": 3, "flow": 2, "mask": 1}.get(key, 3)
         out[key] = (int(channels), int(t), int(hw[0]), int(hw[1]))
     return out

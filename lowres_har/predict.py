@@ -16,9 +16,14 @@ folder of image frames, through the same evaluation pipeline the model was valid
    to the end so the tail is covered, a video shorter than one window looped) are finished
    (noise, upsampling, normalisation: :meth:`~lowres_har.data.views.ClipTransform.finish`) and
    classified in batches;
-4. every window gets its top-k classes; the video gets the top-k of the mean of its window
-   probabilities. Multi-label models use sigmoid probabilities and report the labels above the
-   threshold.
+4. every window gets its top-k classes; the video gets the top-k of its window probabilities
+   merged the way the model was evaluated (the checkpoint's ``aggregate``: ``mean``, or ``max``
+   per class as in the thesis' K-clip TTA). With the checkpoint's ``tta_hflip`` every window is
+   also classified mirrored left-right and the two merged (``tta_reduce``), as in validation.
+   Multi-label models use sigmoid probabilities and report the classes whose probability is
+   *greater than* their decision threshold: the thresholds tuned on validation and stored in
+   the checkpoint (``checkpoint["lowres_har"]["decision_threshold"]``, one per class), else its
+   ``threshold`` hyper-parameter, unless ``threshold`` / ``--threshold`` overrides them.
 
 The pipeline comes from the checkpoint (``checkpoint["lowres_har"]["pipeline"]``, written by
 :meth:`~lowres_har.data.datamodules.VideoDataModule.inference_config` when the model was trained
@@ -40,16 +45,17 @@ frame's presentation time, frame numbers 0-based in decoding order, ranges half-
       "complete": true,             # false: --allow-partial kept the frames before a break
       "model": {"name": "c3d_tiny", "kwargs": {...}, "source": "run.ckpt",
                 "num_classes": 12, "input_keys": ["video"], "multilabel": false,
-                "threshold": null},
+                "threshold": null,  # multi-label: one number, or a list (one per class)
+                "tta_hflip": false},
       "pipeline": {...},            # InferencePipeline.as_dict() actually used
       "window": {"num_frames": 16, "stride": 2, "span": 31, "step": 31},
       "windows": [
         {"index": 0, "start_frame": 0, "end_frame": 31, "start_s": 0.0, "end_s": 3.1,
          "topk": [{"index": 3, "name": "clap", "prob": 0.41}, ...],
-         "labels": [...]}           # multi-label only: classes with prob >= threshold
+         "labels": [...]}           # multi-label only: classes with prob > threshold
         ...
       ],
-      "aggregate": {"method": "mean", "topk": [...], "labels": [...]},
+      "aggregate": {"method": "mean", "topk": [...], "labels": [...]},   # or "max"
       "timing": {"decode_s": 0.8, "model_s": 0.1, "total_s": 1.0},
       "probs": [[...], ...]         # --probs only: every window's num_classes probabilities
     }
@@ -98,6 +104,7 @@ from lowres_har.data.io import VideoDecodeError, VideoMetadata, probe_video, rea
 from lowres_har.data.sampling import SHORT_POLICIES, gather_frames, segment_indices, sliding_windows
 from lowres_har.data.views import STREAM_KINDS, ClipTransform, parse_streams, parse_views
 from lowres_har.export.common import LoadedModel, load_model
+from lowres_har.multilabel import as_thresholds, combine_tta, hflip_inputs, thresholds_for_json
 from lowres_har.registry import create_model, list_models, model_card
 from lowres_har.transforms import KINETICS_MEAN, KINETICS_STD
 
@@ -366,8 +373,8 @@ class ClassScore:
 class WindowPrediction:
     """One window: frames ``[start_frame, end_frame)`` of the file (0-based decoding order),
     their times ``start_s``/``end_s`` (seconds from the first frame; ``None`` when the source is
-    untimed), the ``topk`` classes and, for multi-label models, ``labels`` (probability >=
-    threshold, best first)."""
+    untimed), the ``topk`` classes and, for multi-label models, ``labels`` (probability greater
+    than the class's threshold, best first)."""
 
     index: int
     start_frame: int
@@ -403,12 +410,15 @@ class VideoPrediction:
         windows: one :class:`WindowPrediction` per window, in time order.
         probs: ``(num_windows, num_classes)`` float32 window probabilities (softmax, or sigmoid
             for multi-label models).
-        aggregate_topk: top-k of the mean window probability.
-        aggregate_labels: multi-label only: classes whose mean probability >= threshold.
-        model: name, kwargs, source, num_classes, input_keys, multilabel, threshold.
+        aggregate_topk: top-k of the merged window probabilities.
+        aggregate_labels: multi-label only: classes whose merged probability is greater than
+            their threshold.
+        model: name, kwargs, source, num_classes, input_keys, multilabel, threshold (one float,
+            or one per class; ``None`` for single-label models), tta_hflip.
         pipeline: the :class:`InferencePipeline` used, as a dict.
         window: ``num_frames``, ``stride``, ``span``, ``step`` (frames).
         timing: ``decode_s`` (probe, decode, degrade, streams), ``model_s``, ``total_s``.
+        aggregate_method: how the windows were merged, ``"mean"`` or ``"max"``.
     """
 
     video: str
@@ -428,12 +438,13 @@ class VideoPrediction:
     pipeline: dict[str, Any]
     window: dict[str, int]
     timing: dict[str, float] = field(default_factory=dict)
+    aggregate_method: str = "mean"
 
     def as_dict(self, *, include_probs: bool = False) -> dict[str, Any]:
         """The JSON layout of the module docstring; ``include_probs`` adds ``"probs"`` (one
         list of ``num_classes`` probabilities per window)."""
         aggregate: dict[str, Any] = {
-            "method": "mean",
+            "method": self.aggregate_method,
             "topk": [asdict(s) for s in self.aggregate_topk],
         }
         if self.aggregate_labels is not None:
@@ -580,7 +591,13 @@ class VideoPredictor:
         batch_size: windows per forward pass.
         device: torch device for the model (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
         multilabel: override the checkpoint's ``multilabel`` (sigmoid + threshold).
-        threshold: override the checkpoint's multi-label threshold.
+        threshold: multi-label decision threshold(s), one value or one per class, overriding
+            the checkpoint's (its tuned ``decision_threshold``, else its ``threshold``
+            hyper-parameter, else 0.5).
+        aggregate: how window probabilities are merged for the video, ``"mean"`` or ``"max"``
+            (default: the checkpoint's ``aggregate``, else ``"mean"``).
+        tta_hflip: also classify each window mirrored left-right and merge by the checkpoint's
+            ``tta_reduce`` (default: the checkpoint's ``tta_hflip``, else off).
         class_names: names of the classes (default: the checkpoint's).
         folder_fps: frame rate of image-frame folders (they have none; 0 leaves them untimed).
         allow_partial: a file that breaks mid-stream (truncated, corrupt packet) is predicted on
@@ -608,10 +625,12 @@ class VideoPredictor:
         batch_size: int = 8,
         device: str | torch.device = "cpu",
         multilabel: bool | None = None,
-        threshold: float | None = None,
+        threshold: float | Sequence[float] | None = None,
         class_names: Sequence[str] | None = None,
         folder_fps: float | None = None,
         allow_partial: bool = False,
+        aggregate: str | None = None,
+        tta_hflip: bool | None = None,
     ) -> None:
         self.allow_partial = allow_partial
         self.loaded = model if isinstance(model, LoadedModel) else load_model(model)
@@ -677,7 +696,23 @@ class VideoPredictor:
         self.device = _resolve_device(device)
         hp = loaded.hparams
         self.multilabel = bool(hp.get("multilabel", False) if multilabel is None else multilabel)
-        self.threshold = float(hp.get("threshold", 0.5) if threshold is None else threshold)
+        n = loaded.num_classes
+        if threshold is not None:
+            chosen: Any = threshold
+        elif loaded.extra.get("decision_threshold") is not None:
+            chosen = loaded.extra["decision_threshold"]
+        else:
+            chosen = hp.get("threshold", 0.5)
+        try:
+            #: decision thresholds, float64 ``(num_classes,)``
+            self.thresholds = as_thresholds(chosen, n).numpy()
+        except ValueError as err:
+            raise ValueError(f"multi-label threshold: {err}") from err
+        self.aggregate = str(hp.get("aggregate", "mean") if aggregate is None else aggregate)
+        if self.aggregate not in ("mean", "max"):
+            raise ValueError(f"aggregate must be 'mean' or 'max', got {self.aggregate!r}")
+        self.tta_hflip = bool(hp.get("tta_hflip", False) if tta_hflip is None else tta_hflip)
+        self.tta_reduce = str(hp.get("tta_reduce", "max"))
         names = list(class_names) if class_names is not None else list(loaded.class_names)
         if len(names) != loaded.num_classes:
             raise ValueError(
@@ -686,6 +721,11 @@ class VideoPredictor:
         self.class_names = names
         self.folder_fps = folder_fps
         self.model = loaded.model.to(self.device).eval()
+
+    @property
+    def threshold(self) -> float | list[float]:
+        """The decision threshold: one float when every class shares it, else one per class."""
+        return thresholds_for_json(self.thresholds)
 
     def _check_model_shape(self) -> None:
         clip = getattr(self.loaded.model, "clip_shape", None)
@@ -819,7 +859,7 @@ class VideoPredictor:
         labels = [
             ClassScore(int(i), self.class_names[i], float(probs[i]))
             for i in order
-            if probs[i] >= self.threshold
+            if probs[i] > self.thresholds[i]
         ]
         return top, labels
 
@@ -845,10 +885,10 @@ class VideoPredictor:
             ]
             inputs = [torch.stack([it[k] for it in items]).to(self.device) for k in keys]
             with torch.inference_mode():
-                logits = self.model(*inputs).float()
-            if not torch.isfinite(logits).all():
-                raise RuntimeError(f"{prepared.path}: the model produced non-finite logits")
-            p = logits.sigmoid() if self.multilabel else logits.softmax(dim=1)
+                p = self._probabilities(self.model(*inputs), prepared.path)
+                if self.tta_hflip:
+                    flipped = self.model(*hflip_inputs(inputs, keys))
+                    p = combine_tta(p, self._probabilities(flipped, prepared.path), self.tta_reduce)
             probs.append(p.cpu().numpy())
             if progress is not None:
                 progress.advance(task, len(items))
@@ -871,7 +911,8 @@ class VideoPredictor:
             out_windows.append(
                 WindowPrediction(w, first, last, seconds(first), seconds(last), top, labels)
             )
-        agg_top, agg_labels = self._scores(all_probs.mean(axis=0))
+        merged = all_probs.max(axis=0) if self.aggregate == "max" else all_probs.mean(axis=0)
+        agg_top, agg_labels = self._scores(merged)
         model_s = time.perf_counter() - start
         loaded = self.loaded
         return VideoPrediction(
@@ -896,6 +937,7 @@ class VideoPredictor:
                 "input_keys": list(loaded.input_keys),
                 "multilabel": self.multilabel,
                 "threshold": self.threshold if self.multilabel else None,
+                "tta_hflip": self.tta_hflip,
             },
             pipeline=self.pipeline.as_dict(),
             window={
@@ -909,7 +951,14 @@ class VideoPredictor:
                 "model_s": round(model_s, 4),
                 "total_s": round(prepared.seconds + model_s, 4),
             },
+            aggregate_method=self.aggregate,
         )
+
+    def _probabilities(self, logits: Tensor, path: str) -> Tensor:
+        logits = logits.float()
+        if not torch.isfinite(logits).all():
+            raise RuntimeError(f"{path}: the model produced non-finite logits")
+        return logits.sigmoid() if self.multilabel else logits.softmax(dim=1)
 
     def predict(
         self, path: str | Path, *, progress: Any = None, preview: str | Path | None = None
@@ -1287,13 +1336,18 @@ Two forms:
       from the checkpoint; for --model/--weights, and for checkpoints that do not store one,
       it comes from --num-frames/--stride/--size/--elr/--flow-method with defaults from the
       model card. Each window gets its top-k classes with start/end frames and seconds; the
-      video gets the top-k of the mean window probability. A video that fails is reported and
-      the others go on (exit status 1 at the end), unless --fail-fast.
+      video gets the top-k of the window probabilities merged as the model was evaluated
+      (the checkpoint's aggregate, mean or max; --aggregate overrides). Multi-label models list
+      the classes above the decision thresholds tuned on validation and stored in the
+      checkpoint (--threshold overrides). A video that fails is reported and the others go on
+      (exit status 1 at the end), unless --fail-fast.
 
   lowres-har predict --config FILE [--ckpt_path CKPT] [LightningCLI options]
       Lightning's predict over a recipe's data module (with --data.init_args.predict_windows
       true for sliding windows over a split); `lowres-har predict --config FILE --help` lists
-      its options."""
+      its options. For the TinyAction challenge's answer.txt add --data.test_split=test
+      --trainer.callbacks+=lowres_har.callbacks.TinyActionAnswerWriter
+      --trainer.callbacks.output_path=answer.txt."""
 
 _EPILOG = """\
 examples:
@@ -1341,7 +1395,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument("--multilabel", action="store_true", help="sigmoid outputs and a threshold")
     m.add_argument(
-        "--threshold", type=float, metavar="P", help="multi-label threshold (default: checkpoint's)"
+        "--threshold",
+        type=float,
+        metavar="P",
+        help="multi-label threshold for every class (default: the checkpoint's tuned thresholds, "
+        "else its threshold)",
+    )
+    m.add_argument(
+        "--aggregate",
+        choices=["mean", "max"],
+        help="merge window probabilities by mean or max (default: the checkpoint's, else mean)",
+    )
+    m.add_argument(
+        "--tta-hflip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also classify each window mirrored and merge (default: the checkpoint's)",
     )
     d = p.add_argument_group("pipeline (defaults: the checkpoint's, else the model card's)")
     d.add_argument("--num-frames", type=int, metavar="T", help="frames per window")
@@ -1507,6 +1576,8 @@ def command(argv: Sequence[str]) -> int:
             class_names=names,
             folder_fps=args.folder_fps,
             allow_partial=args.allow_partial,
+            aggregate=args.aggregate,
+            tta_hflip=args.tta_hflip,
         )
         videos, failures = find_videos(args.videos)
         outputs = _output_paths(args.output, videos)
@@ -1604,7 +1675,8 @@ def _run(
     if done:
         table = Table(title="lowres-har predict")
         table.add_column("video", overflow="fold")
-        for col in ("frames", "windows", "top-1 (mean of windows)", "prob"):
+        method = done[0].aggregate_method
+        for col in ("frames", "windows", f"top-1 ({method} of windows)", "prob"):
             table.add_column(col, justify="right")
         for pred in done:
             top = pred.aggregate_topk[0]

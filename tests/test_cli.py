@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from lowres_har.cli import main, resolve_config, shipped_configs
@@ -150,3 +151,30 @@ def test_ddp_cpu_two_processes(tmp_path: Path, data_home: Path) -> None:
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Test top-1 accuracy" in proc.stdout
+
+
+@pytest.mark.usefixtures("tiny_synth")
+def test_last_ckpt_is_the_latest_epoch(tmp_path: Path) -> None:
+    """last.ckpt holds the final epoch even when that epoch is not a new best: lr 0 and a frozen
+    backbone keep the model (and so val/video_top1) identical after the first epoch."""
+    args = [
+        "fit",
+        "--config",
+        "quickstart",
+        *TINY_DATA,
+        "--trainer.max_epochs=3",
+        "--trainer.limit_train_batches=1",
+        "--trainer.limit_val_batches=1",
+        "--model.init_args.lr=0.0",
+        "--model.init_args.warmup_epochs=0",
+        "--model.init_args.freeze_backbone=true",
+        "--model.init_args.model_kwargs.dropout=0.0",
+        "--test_after_fit=false",
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+    ]
+    assert main(args) == 0
+    ckpts = {p.name: p for p in tmp_path.rglob("*.ckpt")}
+    best = [name for name in ckpts if name.startswith("best-")]
+    assert best == ["best-epoch=00.ckpt"], sorted(ckpts)  # the later epochs were no new best
+    last = torch.load(ckpts["last.ckpt"], map_location="cpu", weights_only=True)
+    assert last["epoch"] == 2

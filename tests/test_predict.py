@@ -466,8 +466,43 @@ def test_frame_folder_resampling_and_multilabel(
     assert not np.allclose(ml.probs.sum(axis=1), 1.0)
     for w, row in zip(ml.windows, ml.probs, strict=True):
         assert w.labels is not None
-        assert {s.index for s in w.labels} == set(np.flatnonzero(row >= 0.5).tolist())
+        assert {s.index for s in w.labels} == set(np.flatnonzero(row > 0.5).tolist())
     assert "labels" in ml.as_dict()["aggregate"]
+    assert ml.as_dict()["model"]["threshold"] == 0.5
+    # per-class thresholds (one per class), and max instead of mean over the windows
+    n = ml.probs.shape[1]
+    per_class = [0.3 + 0.4 * c / (n - 1) for c in range(n)]
+    mx = predict_video(c3d_ckpt, src, multilabel=True, threshold=per_class, aggregate="max")
+    assert mx.as_dict()["model"]["threshold"] == pytest.approx(per_class, abs=1e-6)
+    assert mx.as_dict()["aggregate"]["method"] == "max"
+    merged = mx.probs.max(axis=0)
+    assert {s.index for s in mx.aggregate_labels or []} == {
+        c for c in range(n) if merged[c] > per_class[c]
+    }
+    assert mx.aggregate_topk[0].prob == pytest.approx(float(merged.max()))
+    with pytest.raises(ValueError, match="thresholds"):
+        VideoPredictor(c3d_ckpt, multilabel=True, threshold=[0.5, 0.5])
+
+
+def test_hflip_tta_in_the_video_predictor(c3d_ckpt: Path, tiny_synth: Path) -> None:
+    src = next(iter(sorted((tiny_synth / "videos").rglob("*.mp4"))))
+    plain = VideoPredictor(c3d_ckpt)
+    assert not plain.tta_hflip  # the checkpoint's default
+    tta = VideoPredictor(c3d_ckpt, tta_hflip=True)
+    prepared = plain.prepare(src)
+    a, b = plain.run(prepared), tta.run(prepared)
+    windows = plain.windows(len(prepared.frame_index))
+    x = torch.stack(
+        [
+            plain.window_inputs(prepared, idx, seed=i)["video"]
+            for i, (idx, _, _) in enumerate(windows)
+        ]
+    )
+    with torch.no_grad():
+        flipped = plain.model(x.flip(-1)).softmax(dim=1).numpy()
+    np.testing.assert_allclose(b.probs, np.maximum(a.probs, flipped), atol=1e-6)  # max rule
+    assert not np.allclose(a.probs, b.probs)
+    assert b.as_dict()["model"]["tta_hflip"] is True
 
 
 def test_missing_pipeline_falls_back_to_options_with_a_warning(

@@ -21,6 +21,15 @@ from torchmetrics.classification import (
     MultilabelRecall,
 )
 
+from lowres_har.multilabel import (
+    TTA_REDUCTIONS,
+    TUNE_MODES,
+    as_thresholds,
+    combine_tta,
+    hflip_inputs,
+    macro_prf,
+    tune_thresholds,
+)
 from lowres_har.registry import create_model, model_card
 
 __all__ = ["VideoAggregator", "VideoClassificationTask"]
@@ -29,7 +38,7 @@ log = logging.getLogger("lowres_har")
 
 _OPTIMIZERS = ("adam", "adamw", "sgd")
 _SCHEDULERS = ("none", "cosine", "multistep", "exponential")
-_LOSSES = ("ce", "bce")
+_LOSSES = ("ce", "bce", "asl")
 
 
 class VideoAggregator(Metric):
@@ -89,15 +98,36 @@ class VideoClassificationTask(L.LightningModule):
     ``multilabel``) and, for validation/test, ``video_index`` ``(B,)`` to merge several clips of
     one video. Logged metrics: ``{stage}/loss``, clip-level ``{stage}/top1``, ``top5`` (more than
     5 classes), ``mean_class_acc`` and their ``{stage}/video_*`` counterparts; multi-label:
-    ``f1_macro``, ``f1_micro``, ``precision``, ``recall``, ``mAP``.
+    ``f1_macro``, ``f1_micro``, ``precision``, ``recall`` (at the fixed ``threshold``) and
+    ``mAP``, and with ``tune_threshold`` also ``{stage}/video_f1_tuned``,
+    ``video_precision_tuned``, ``video_recall_tuned`` (at the decision thresholds) and
+    ``{stage}/threshold`` (their mean). ``f1_macro``, ``precision`` and ``recall`` are the
+    TinyAction challenge's class averages (every class counts, 0 for a zero denominator; see
+    :mod:`lowres_har.multilabel`).
+
+    Multi-label decisions use the *decision thresholds*, a ``(num_classes,)`` buffer
+    ``decision_threshold`` saved in every checkpoint and restored with it (``threshold`` until
+    tuned). With ``tune_threshold`` the buffer is re-tuned at the end of every validation epoch
+    on the video-level validation probabilities (after K-clip aggregation and TTA) to maximise
+    the class-averaged F1 (:func:`~lowres_har.multilabel.tune_thresholds`), so the checkpoint of
+    an epoch carries the thresholds tuned on that epoch's predictions. ``test`` and ``predict``
+    (the ``answer.txt`` writer, ``lowres-har predict``) use the stored values unchanged. The
+    ``val/*_tuned`` metrics are measured on the very videos the thresholds were tuned on
+    (optimistic); ``test/*_tuned`` on held-out videos is the honest figure.
 
     Args:
         model: registered model name (``lowres-har models`` lists them).
         model_kwargs: architecture options passed to ``create_model``.
         num_classes: classifier outputs.
-        multilabel: multi-hot labels, sigmoid outputs, BCE loss and multi-label metrics.
-        loss: ``"ce"`` (cross-entropy) or ``"bce"`` (binary cross-entropy; implied by multilabel).
-        label_smoothing: cross-entropy label smoothing.
+        multilabel: multi-hot labels, sigmoid outputs, BCE loss (unless ``loss="asl"``) and
+            multi-label metrics.
+        loss: ``"ce"`` (cross-entropy; multi-label tasks use ``"bce"`` instead), ``"bce"``
+            (binary cross-entropy on multi-hot labels, or one-hot of single labels) or
+            ``"asl"`` (:class:`~lowres_har.losses.AsymmetricLoss`, the thesis' multi-label
+            loss), built by :func:`~lowres_har.losses.build_loss`.
+        loss_kwargs: extra arguments of the loss, e.g. ``{gamma_neg: 4, gamma_pos: 1, clip:
+            0.05}`` for ``"asl"``.
+        label_smoothing: cross-entropy label smoothing (``"ce"`` only).
         optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``.
         lr: peak learning rate.
         weight_decay: L2 (adam, sgd) or decoupled (adamw) weight decay.
@@ -114,9 +144,19 @@ class VideoClassificationTask(L.LightningModule):
             key not loaded is logged.
         freeze_backbone: train only the classifier (BatchNorm statistics frozen too).
         aggregate: how clips of one video are merged at val/test time: ``"mean"`` or ``"max"`` of
-            probabilities.
+            probabilities (the thesis' K-clip TTA uses ``"max"``).
+        tta_hflip: test-time augmentation at val/test/predict: each clip is also classified
+            mirrored left-right (:func:`~lowres_har.multilabel.hflip_inputs`) and the two
+            probability vectors are merged by ``tta_reduce`` before clip aggregation. The loss
+            and nothing else uses the unflipped clip alone.
+        tta_reduce: ``"max"`` (per class, the thesis' rule) or ``"mean"``.
         class_names: names for plots and predictions (defaults to ``class_0`` ...).
-        threshold: multi-label decision threshold on sigmoid probabilities.
+        threshold: multi-label decision threshold on sigmoid probabilities, in ``[0, 1]``: a
+            class is present iff its probability is greater. The ``f1_macro``, ``precision``
+            and ``recall`` metrics always use it; it starts ``decision_threshold``.
+        tune_threshold: ``"none"``, ``"global"`` (one tuned value for every class) or
+            ``"per_class"`` (multi-label only).
+        threshold_grid: candidate thresholds of the tuning (default 0.05, 0.10, ..., 0.95).
         train_inputs: alternating input groups for training (MSN's LR/eLR alternation): a list
             of ``{model input key: batch key}`` maps, e.g. ``[{}, {video: video_lr, flow:
             flow_lr, mask: mask_lr}]`` (``{}`` is the identity). Validation, test and predict
@@ -133,6 +173,7 @@ class VideoClassificationTask(L.LightningModule):
         num_classes: int = 12,
         multilabel: bool = False,
         loss: str = "ce",
+        loss_kwargs: dict[str, Any] | None = None,
         label_smoothing: float = 0.0,
         optimizer: str = "adamw",
         lr: float = 1e-3,
@@ -146,8 +187,12 @@ class VideoClassificationTask(L.LightningModule):
         weights: str | None = None,
         freeze_backbone: bool = False,
         aggregate: str = "mean",
+        tta_hflip: bool = False,
+        tta_reduce: str = "max",
         class_names: list[str] | None = None,
         threshold: float = 0.5,
+        tune_threshold: str = "none",
+        threshold_grid: list[float] | None = None,
         train_inputs: list[dict[str, str]] | None = None,
         train_inputs_ratio: list[int] | None = None,
     ) -> None:
@@ -167,9 +212,22 @@ class VideoClassificationTask(L.LightningModule):
             (scheduler, _SCHEDULERS, "scheduler"),
             (loss, _LOSSES, "loss"),
             (aggregate, ("mean", "max"), "aggregate"),
+            (tta_reduce, TTA_REDUCTIONS, "tta_reduce"),
+            (tune_threshold, TUNE_MODES, "tune_threshold"),
         ):
             if value not in allowed:
                 raise ValueError(f"{what} must be one of {allowed}, got {value!r}")
+        if not 0.0 <= float(threshold) <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        if tune_threshold != "none" and not multilabel:
+            raise ValueError(
+                f"tune_threshold={tune_threshold!r} tunes multi-label decision thresholds: set "
+                "multilabel: true (or tune_threshold: none)"
+            )
+        if threshold_grid is not None and (
+            not threshold_grid or not all(0.0 <= float(v) <= 1.0 for v in threshold_grid)
+        ):
+            raise ValueError(f"threshold_grid must be values in [0, 1], got {threshold_grid}")
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(
                 f"class_names has {len(class_names)} entries but num_classes is {num_classes}"
@@ -177,6 +235,14 @@ class VideoClassificationTask(L.LightningModule):
         self.save_hyperparameters()
         self.card = model_card(model)
         self.model: nn.Module = create_model(model, num_classes=num_classes, **(model_kwargs or {}))
+        from lowres_har.losses import build_loss
+
+        #: the loss actually built: ``loss``, except ``"bce"`` for multi-label ``"ce"``
+        self.loss_name = "bce" if multilabel and loss == "ce" else loss
+        kwargs = dict(loss_kwargs or {})
+        if self.loss_name == "ce":
+            kwargs.setdefault("label_smoothing", label_smoothing)
+        self.criterion: nn.Module = build_loss(self.loss_name, **kwargs)
         self.input_keys: tuple[str, ...] = tuple(self.model.input_keys)  # type: ignore[arg-type]
         self.class_names = list(class_names or [f"class_{i}" for i in range(num_classes)])
         if weights:
@@ -199,6 +265,12 @@ class VideoClassificationTask(L.LightningModule):
             self.metrics[f"{stage}_aggregator"] = VideoAggregator(aggregate)
         if not multilabel:
             self.confusion = MulticlassConfusionMatrix(num_classes, sync_on_compute=False)
+        else:
+            self.decision_threshold: Tensor
+            self.register_buffer(
+                "decision_threshold", as_thresholds(threshold, num_classes).float()
+            )
+        self._warned_no_video_index = False
 
     # ----------------------------------------------------------------- helpers
     def _is_classifier(self, param_name: str) -> bool:
@@ -238,13 +310,25 @@ class VideoClassificationTask(L.LightningModule):
     def train(self, mode: bool = True) -> VideoClassificationTask:
         """Set train/eval mode; with ``freeze_backbone`` backbone BatchNorm stays in eval mode."""
         super().train(mode)
-        if mode and self.hparams.get("freeze_backbone"):
-            for name, module in self.model.named_modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm) and not self._is_classifier(
-                    name
-                ):
-                    module.eval()
+        if mode:
+            self._freeze_backbone_norms()
         return self
+
+    def _freeze_backbone_norms(self) -> None:
+        """Put the backbone's BatchNorm layers in eval mode when ``freeze_backbone`` is set."""
+        if not self.hparams.get("freeze_backbone"):
+            return
+        for name, module in self.model.named_modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not self._is_classifier(
+                name
+            ):
+                module.eval()
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Re-freeze backbone BatchNorm before every training batch: after each validation
+        Lightning restores the per-module modes it recorded, which can put them back in
+        training mode (their running statistics would then drift)."""
+        self._freeze_backbone_norms()
 
     def forward(self, *inputs: Tensor) -> Tensor:
         """Logits ``(B, num_classes)`` for the tensors named by ``input_keys``."""
@@ -283,11 +367,23 @@ class VideoClassificationTask(L.LightningModule):
         return logits.sigmoid() if self.hparams["multilabel"] else logits.softmax(dim=1)
 
     def compute_loss(self, logits: Tensor, label: Tensor) -> Tensor:
-        """The configured loss between logits ``(B, C)`` and labels."""
-        if self.hparams["multilabel"] or self.hparams["loss"] == "bce":
-            target = label.float() if label.ndim == 2 else F.one_hot(label, logits.shape[1]).float()
-            return F.binary_cross_entropy_with_logits(logits, target)
-        return F.cross_entropy(logits, label, label_smoothing=self.hparams["label_smoothing"])
+        """The configured loss (``loss_name``: ce, bce or asl) between logits ``(B, C)`` and
+        labels (``(B,)`` class indices or ``(B, C)`` multi-hot)."""
+        if self.loss_name == "ce":
+            return cast(Tensor, self.criterion(logits, label))
+        target = label.float() if label.ndim == 2 else F.one_hot(label, logits.shape[1]).float()
+        return cast(Tensor, self.criterion(logits, target))
+
+    def eval_probabilities(self, inputs: list[Tensor]) -> tuple[Tensor, Tensor]:
+        """``(logits, probs)`` of an evaluation batch: the logits ``(B, C)`` of the clips as
+        given and their probabilities ``(B, C)``, merged with those of the mirrored clips when
+        ``tta_hflip`` is on (:func:`~lowres_har.multilabel.combine_tta`)."""
+        logits = self(*inputs)
+        probs = self.probabilities(logits)
+        if self.hparams.get("tta_hflip"):
+            flipped = self(*hflip_inputs(inputs, self.input_keys))
+            probs = combine_tta(probs, self.probabilities(flipped), self.hparams["tta_reduce"])
+        return logits, probs
 
     def _metric_target(self, label: Tensor) -> Tensor:
         return label.long() if self.hparams["multilabel"] else label
@@ -309,10 +405,9 @@ class VideoClassificationTask(L.LightningModule):
         return loss
 
     def _eval_step(self, batch: dict[str, Tensor], stage: str) -> None:
-        logits = self(*self._inputs(batch))
+        logits, probs = self.eval_probabilities(self._inputs(batch))
         label = batch["label"]
         loss = self.compute_loss(logits, label)
-        probs = self.probabilities(logits)
         bs = logits.shape[0]
         self.log(f"{stage}/loss", loss, batch_size=bs, sync_dist=True)
         metrics = self._collection(f"{stage}_clip")
@@ -326,6 +421,13 @@ class VideoClassificationTask(L.LightningModule):
         clip.reset()
         aggregator = self._aggregator(stage)
         if aggregator.update_count == 0:
+            tuning = self.hparams.get("tune_threshold", "none") != "none" and stage == "val"
+            if tuning and not self._warned_no_video_index:
+                log.warning(
+                    "tune_threshold needs video_index in the validation batches (every "
+                    "lowres-har data module provides it): thresholds not tuned"
+                )
+                self._warned_no_video_index = True
             self.log_dict(results, prog_bar=(stage == "val"))
             return results
         video_probs, video_target, _ = aggregator.compute()
@@ -340,6 +442,8 @@ class VideoClassificationTask(L.LightningModule):
         video.update(video_probs, self._metric_target(video_target))
         results.update({f"{stage}/video_{k}": v for k, v in video.compute().items()})
         video.reset()
+        if self.hparams["multilabel"] and self.hparams.get("tune_threshold", "none") != "none":
+            results.update(self._decision_metrics(stage, video_probs, video_target))
         self.log_dict(results, prog_bar=(stage == "val"))
         if (
             stage == "test"
@@ -348,6 +452,24 @@ class VideoClassificationTask(L.LightningModule):
         ):
             self._save_test_plots(video_probs, video_target)
         return results
+
+    def _decision_metrics(self, stage: str, probs: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """At val (not during the sanity check) tune ``decision_threshold`` on the video
+        probabilities ``(V, C)``; then the class-averaged F1/precision/recall at it."""
+        trainer = self._trainer
+        if stage == "val" and not (trainer is not None and trainer.sanity_checking):
+            tuned = tune_thresholds(
+                probs,
+                target,
+                mode=self.hparams["tune_threshold"],
+                grid=self.hparams.get("threshold_grid"),
+                default=self.hparams["threshold"],
+            )
+            self.decision_threshold.copy_(tuned.to(self.decision_threshold))
+        scores = macro_prf(probs, target, self.decision_threshold)
+        out = {f"{stage}/video_{k}_tuned": v for k, v in scores.items()}
+        out[f"{stage}/threshold"] = float(self.decision_threshold.mean())
+        return {k: torch.tensor(v, device=probs.device) for k, v in out.items()}
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "val")
@@ -362,27 +484,39 @@ class VideoClassificationTask(L.LightningModule):
         self._eval_epoch_end("test")
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        """Class probabilities ``(B, num_classes)`` (softmax, or sigmoid when multi-label)."""
-        return self.probabilities(self(*self._inputs(batch)))
+        """Class probabilities ``(B, num_classes)`` of each clip (softmax, or sigmoid when
+        multi-label; merged with the mirrored clip's when ``tta_hflip``). Clips are not merged
+        per video here: batches carry ``video_index`` for that (see
+        :class:`~lowres_har.callbacks.TinyActionAnswerWriter`)."""
+        return self.eval_probabilities(self._inputs(batch))[1]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store what ``lowres-har predict`` needs beyond the hyper-parameters (which already
-        hold the model, its options, ``class_names``, ``multilabel`` and ``threshold``):
-        ``checkpoint["lowres_har"] = {"pipeline": datamodule.inference_config(),
-        "input_keys": [...], "version": lowres-har version}`` when the trainer's data module has
-        ``inference_config``; nothing otherwise (e.g. plain dataloaders)."""
+        hold the model, its options, ``class_names``, ``multilabel`` and ``threshold``) under
+        ``checkpoint["lowres_har"]``: ``"pipeline"`` (``datamodule.inference_config()``),
+        ``"input_keys"`` and ``"version"`` when the trainer's data module has
+        ``inference_config``, and for multi-label tasks ``"decision_threshold"`` (the ``C``
+        decision thresholds, a copy of the buffer of the same name). Nothing is added for a
+        single-label task without such a data module."""
+        entry: dict[str, Any] = {}
         trainer = self._trainer
         datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
         config = getattr(datamodule, "inference_config", None)
-        if not callable(config):
-            return
-        from lowres_har._version import __version__
+        if callable(config):
+            from lowres_har._version import __version__
 
-        checkpoint["lowres_har"] = {
-            "pipeline": config(),
-            "input_keys": list(self.input_keys),
-            "version": __version__,
-        }
+            entry.update(pipeline=config(), input_keys=list(self.input_keys), version=__version__)
+        if self.hparams["multilabel"]:
+            entry["decision_threshold"] = [float(v) for v in self.decision_threshold.tolist()]
+        if entry:
+            checkpoint["lowres_har"] = entry
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Checkpoints written before ``decision_threshold`` existed get it from their
+        ``threshold`` (so strict loading works); newer ones restore the stored values."""
+        state = checkpoint.get("state_dict")
+        if self.hparams["multilabel"] and isinstance(state, dict):
+            state.setdefault("decision_threshold", self.decision_threshold.detach().clone())
 
     def _save_test_plots(self, probs: Tensor, target: Tensor) -> None:
         from lowres_har.viz import plot_confusion_matrix, plot_per_class_accuracy

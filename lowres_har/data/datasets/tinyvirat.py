@@ -257,7 +257,11 @@ class TinyVIRATDataModule(VideoDataModule):
     test split has no labels, so ``test`` evaluates on the validation split by default
     (``test_split="val"``). With ``test_split="test"`` the test/predict split is the public test
     set with all-zero label vectors (metrics on it are meaningless); use it with ``predict`` and
-    :attr:`test_ids` to write the challenge's ``answer.txt``.
+    :attr:`test_ids` to write the challenge's ``answer.txt``
+    (:class:`~lowres_har.callbacks.TinyActionAnswerWriter`). ``predict`` runs on ``predict_split``
+    (default ``"test"``) with ``eval_clips`` clips per video (or sliding windows with
+    ``predict_windows``); every batch carries ``video_index``, the position of the clip's video in
+    :meth:`video_ids` of that split.
 
     Train the task in multi-label mode (``VideoClassificationTask(multilabel=True)``, i.e.
     ``--model.multilabel=true``): labels are multi-hot float vectors ``(C,)``.
@@ -288,6 +292,7 @@ class TinyVIRATDataModule(VideoDataModule):
             )
         self.class_names = read_class_map(self.root / TINYVIRAT_CLASS_MAP)
         self._ids: dict[str, list[str]] = {}
+        self._all_ids: dict[str, list[str]] = {}
 
     def setup(self, stage: str | None = None) -> None:
         """Build the split datasets; refuses a task whose ``multilabel`` hyperparameter is off
@@ -318,6 +323,7 @@ class TinyVIRATDataModule(VideoDataModule):
                 len(entries),
             )
         what = f"TinyVIRAT-v2 {source}" + (f" (as {split})" if source != split else "")
+        self._all_ids[split] = list(ids)
         kept = check_videos(entries, on_error=self.on_error, what=what)
         id_of = {entry[0]: clip_id for entry, clip_id in zip(entries, ids, strict=True)}
         self._ids[split] = [id_of[entry[0]] for entry in kept]
@@ -329,6 +335,13 @@ class TinyVIRATDataModule(VideoDataModule):
         if split not in self._ids:
             self.split_videos(split)
         return list(self._ids[split])
+
+    def split_ids(self, split: str) -> list[str]:
+        """Every clip id of ``split``'s JSON file in file order, including videos that
+        ``on_error: skip`` dropped (the challenge's ``answer.txt`` needs a line for each)."""
+        if split not in self._all_ids:
+            self.split_videos(split)
+        return list(self._all_ids[split])
 
     @property
     def test_ids(self) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,13 @@ REPO = Path(__file__).resolve().parents[1]
 REAL_CLIPS = REPO.parent / "shared" / "data" / "real_clips"
 CONF = Path(__file__).parent / "conf"
 FIXTURES = Path(__file__).parent / "data"
+
+# Under pytest-xdist every worker gets one intra-op thread: n workers × n torch threads
+# oversubscribe the cores and small convolutions then run many times slower.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def load_fixture_maker(name: str) -> Callable[[Path], Path]:

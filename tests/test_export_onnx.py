@@ -50,6 +50,15 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "mc3_18": ({"width": 8}, SMALL_CLIP),
     "r2plus1d_18": ({"width": 8}, SMALL_CLIP),
     "msn": (MSN_SMALL, SMALL_CLIP),
+    "ad_resnet3d_18": ({"width": 8}, SMALL_CLIP),
+    "ad_resnet3d_34": ({"width": 4}, SMALL_CLIP),
+    "ad_resnet3d_50": ({"width": 4}, SMALL_CLIP),
+    # 32 -> 14 is not an integer factor: covers the matrix form of adaptive average pooling
+    "ms_resnet3d_18": ({"width": 4, "input_sizes": [14, 32]}, SMALL_CLIP),
+    "ms_resnet3d_50": ({"width": 4, "input_sizes": [16, 32]}, SMALL_CLIP),
+    "fpn_resnet3d_18": ({"width": 4, "input_size": 32}, SMALL_CLIP),
+    "fpn_resnet3d_50": ({"width": 4, "input_size": 32}, SMALL_CLIP),
+    "msfpn_resnet3d_18": ({"width": 4, "input_sizes": [16, 32]}, SMALL_CLIP),
 }
 
 Exported = tuple[OnnxReport, LoadedModel, dict[str, Any]]

@@ -159,7 +159,11 @@ def _cmd_models(argv: list[str]) -> int:
         model = lowres_har.create_model(name, num_classes=args.num_classes)
         params = sum(p.numel() for p in model.parameters()) / 1e6
         inputs = ", ".join(f"{k} {'×'.join(map(str, s.shape()))}" for k, s in card.inputs.items())
-        paper = f"{card.paper.authors.split(',')[0]} et al. {card.paper.year}" if card.paper else ""
+        paper = ""
+        if card.paper:
+            first = card.paper.authors.split(",")[0]
+            more = " et al." if "," in card.paper.authors else ""
+            paper = f"{first}{more} {card.paper.year}"
         table.add_row(name, f"{params:.2f}", inputs, paper)
     Console().print(table)
     return 0

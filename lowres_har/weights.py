@@ -160,6 +160,26 @@ def _under(key: str, names: Iterable[str]) -> bool:
     return any(key == n or key.startswith(n + ".") for n in names)
 
 
+def _nothing_matches(
+    source: str, state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]
+) -> str:
+    """The error for a state dict none of whose keys the model has."""
+    theirs, ours = sorted(state)[:4], sorted(own)[:4]
+    message = (
+        f"{source}: none of its {len(state)} tensors matches a parameter of the model "
+        f"(checkpoint keys {theirs}..., model keys {ours}...); is it the right architecture?"
+    )
+    if "conv1.weight" in state and "bn1.weight" in state:
+        message += (
+            " It looks like a 3D-ResNets-PyTorch checkpoint: convert it first with "
+            "lowres_har.models.resnet3d.convert_3d_resnets_checkpoint(src, dst) (or build the "
+            "model with load_3d_resnets_checkpoint(path, ...)); for the multi-scale / FPN "
+            "models load the converted weights into their backbones with "
+            "lowres_har.models.resnet3d.load_backbone_weights(model, state)."
+        )
+    return message
+
+
 def load_state_dict_into(
     model: nn.Module,
     state: Mapping[str, torch.Tensor],
@@ -183,7 +203,9 @@ def load_state_dict_into(
         A :class:`LoadReport`.
 
     Raises:
-        ValueError: a non-classifier tensor has a different shape.
+        ValueError: a non-classifier tensor has a different shape, or no tensor of a non-empty
+            ``state`` matches the model (the message names 3D-ResNets-PyTorch checkpoints and
+            their converter when the keys look like one).
     """
     classifier = tuple(classifier)
     own = model.state_dict()
@@ -202,6 +224,8 @@ def load_state_dict_into(
                 )
         else:
             usable[key] = value
+    if state and not usable and not report.reinitialized:
+        raise ValueError(_nothing_matches(source, state, own))
     model.load_state_dict(usable, strict=False)
     report.loaded = sorted(usable)
     report.missing = sorted(k for k in own if k not in state)

@@ -144,3 +144,23 @@ def test_torchvision_format_state_dict_loads_strictly() -> None:
     ours.load_state_dict(tv.state_dict(), strict=True)
     x = torch.randn(1, 3, 4, 32, 32)
     torch.testing.assert_close(ours(x), tv(x))
+
+
+def test_checkpoint_with_no_matching_key_is_refused(tmp_path: Path) -> None:
+    """A 3D-ResNets-PyTorch file passed straight to ``pretrained=`` must not load nothing quietly."""
+    state = {
+        "conv1.weight": torch.zeros(8, 3, 7, 7, 7),
+        "bn1.weight": torch.ones(8),
+        "layer1.0.conv1.weight": torch.zeros(8, 8, 3, 3, 3),
+    }
+    path = tmp_path / "r3d18_K_200ep.pth"
+    torch.save({"state_dict": state, "arch": "resnet-18"}, path)
+    with pytest.raises(ValueError, match="convert_3d_resnets_checkpoint") as err:
+        lowres_har.create_model("ad_resnet3d_18", num_classes=5, width=8, pretrained=path)
+    assert str(path) in str(err.value)
+    with pytest.raises(ValueError, match="load_backbone_weights"):  # pyramid: under backbone.
+        lowres_har.create_model("fpn_resnet3d_18", num_classes=5, width=8, pretrained=path)
+    path2 = tmp_path / "other.pth"
+    torch.save({"encoder.w": torch.zeros(3)}, path2)
+    with pytest.raises(ValueError, match="none of its 1 tensors"):
+        lowres_har.create_model("c3d_tiny", num_classes=5, pretrained=path2)

@@ -709,7 +709,7 @@ THESIS = Paper(
         "Multi-Scale ResNet-3D, FPN and Multi-Scale FPN models for low-resolution action "
         "recognition on TinyVIRAT-v2 (title page not in the stored text)"
     ),
-    authors="not stated in the stored text",
+    authors="author not in the stored text",
     venue="Master's thesis",
     year=2021,
 )

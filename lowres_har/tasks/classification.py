@@ -113,7 +113,8 @@ class VideoClassificationTask(L.LightningModule):
     an epoch carries the thresholds tuned on that epoch's predictions. ``test`` and ``predict``
     (the ``answer.txt`` writer, ``lowres-har predict``) use the stored values unchanged. The
     ``val/*_tuned`` metrics are measured on the very videos the thresholds were tuned on
-    (optimistic); ``test/*_tuned`` on held-out videos is the honest figure.
+    (optimistic); ``test/*_tuned`` is a held-out figure only when the test split is not the
+    validation split (TinyVIRAT-v2 tests on its validation split by default).
 
     Args:
         model: registered model name (``lowres-har models`` lists them).

@@ -50,7 +50,24 @@ def _check_dropout(name: str, value: float) -> None:
         raise ValueError(f"{name} must be in [0, 1), got {value!r}")
 
 
-class AvgPoolHead(nn.Module):
+class _LinearClassifier(nn.Module):
+    """Shared by heads whose only classifier is ``fc = Linear(in_channels, num_classes)``."""
+
+    in_channels: int
+    fc: nn.Linear
+
+    @property
+    def num_classes(self) -> int:
+        """Number of logits the head produces."""
+        return self.fc.out_features
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace ``fc`` by a freshly initialised ``Linear(C, num_classes)``."""
+        _check_positive("num_classes", num_classes)
+        self.fc = nn.Linear(self.in_channels, num_classes).to(self.fc.weight.device)
+
+
+class AvgPoolHead(_LinearClassifier):
     """Global average pool over ``(T, H, W)``, dropout, linear classifier (the ResNet baseline).
 
     ``x (B, C, T, H, W) → mean over T·H·W (B, C) → dropout → fc (B, num_classes)``.
@@ -73,23 +90,13 @@ class AvgPoolHead(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(in_channels, num_classes)
 
-    @property
-    def num_classes(self) -> int:
-        """Number of logits the head produces."""
-        return self.fc.out_features
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace ``fc`` by a freshly initialised ``Linear(C, num_classes)``."""
-        _check_positive("num_classes", num_classes)
-        self.fc = nn.Linear(self.in_channels, num_classes).to(self.fc.weight.device)
-
     def forward(self, x: Tensor) -> Tensor:
         """Features ``(B, C, T, H, W)`` → logits ``(B, num_classes)``."""
         _check_features(x, self.in_channels, "avg")
         return self.fc(self.drop(self.avgpool(x).flatten(1)))
 
 
-class AttentionPoolHead(nn.Module):
+class AttentionPoolHead(_LinearClassifier):
     """Attention Pooling Layer: self-attention over spatio-temporal positions, then average + FC.
 
     The thesis (section 3.9) only says the layer is "a multi head attention layer followed by an
@@ -172,16 +179,6 @@ class AttentionPoolHead(nn.Module):
         )
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(in_channels, num_classes)
-
-    @property
-    def num_classes(self) -> int:
-        """Number of logits the head produces."""
-        return self.fc.out_features
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace ``fc`` by a freshly initialised ``Linear(C, num_classes)``."""
-        _check_positive("num_classes", num_classes)
-        self.fc = nn.Linear(self.in_channels, num_classes).to(self.fc.weight.device)
 
     @staticmethod
     def _resize(table: Tensor, size: int) -> Tensor:

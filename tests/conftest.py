@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -115,3 +115,14 @@ def real_clips() -> Path:
     if not (REAL_CLIPS / "manifest.csv").is_file():
         pytest.skip(f"real clips not found at {REAL_CLIPS} (../shared/data/real_clips)")
     return REAL_CLIPS
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One torch thread for the test (tiny networks run fastest that way, also outside xdist)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

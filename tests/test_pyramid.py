@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -18,13 +17,7 @@ MULTI = ("ms_resnet3d_18", "ms_resnet3d_50", "msfpn_resnet3d_18")
 SINGLE = ("fpn_resnet3d_18", "fpn_resnet3d_50")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny networks: one thread is fastest, and avoids OpenMP contention on a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _clip(size: int, frames: int = 2, batch: int = 1, seed: int = 0) -> Tensor:

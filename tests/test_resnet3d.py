@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import pickle
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,13 +25,7 @@ NAMES = ("ad_resnet3d_18", "ad_resnet3d_34", "ad_resnet3d_50")
 THESIS_SIZES = (14, 28, 56, 112)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny networks: one thread is fastest, and avoids OpenMP contention on a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _clip(size: int, frames: int = 2, batch: int = 1, seed: int = 0) -> Tensor:

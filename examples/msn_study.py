@@ -7,7 +7,7 @@ as Markdown and writes them, with every run, to ``<out>/results.json``.
 
     python examples/msn_study.py --out runs/msn_study --seeds 0 1 2
 
-Each run uses the ``msn_synth`` recipe (CPU-sized MSN, 20 epochs) unless ``--epochs`` says
+Each run uses the ``msn_synth`` recipe (CPU-sized MSN, 40 epochs) unless ``--epochs`` says
 otherwise; the preprocessing cache (flow and masks) is built by the first run and shared.
 """
 
@@ -115,7 +115,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("runs/msn_study"))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=None, help="override the recipe's 20 epochs")
+    p.add_argument("--epochs", type=int, default=None, help="override the recipe's 40 epochs")
     p.add_argument("--only", nargs="*", default=None, help="run names to run (default all)")
     args = p.parse_args()
     results = []

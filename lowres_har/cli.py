@@ -535,6 +535,12 @@ def _cmd_benchmark_e2e(argv: list[str]) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch/OpenCV threads (default 1)")
     p.add_argument("--decoder-threads", type=int, default=1, help="FFmpeg threads (0: auto)")
     p.add_argument("--batch", type=int, default=8, help="windows per forward pass")
+    p.add_argument(
+        "--backend",
+        default="torch",
+        choices=["torch", "onnxruntime"],
+        help="what runs the predict path's model (the reference always runs in torch)",
+    )
     p.add_argument("--rounds", type=int, default=3, help="timed passes of each path")
     p.add_argument("--reference", default="r2plus1d_18", help="reference model, or 'none'")
     p.add_argument("--reference-kwargs", default=None, help="JSON object of its options")
@@ -570,6 +576,7 @@ def _cmd_benchmark_e2e(argv: list[str]) -> int:
             reference_size=args.reference_size,
             reference_window=args.reference_window,
             reference_frames=args.reference_frames,
+            backend=args.backend,
         )
     except (ValueError, KeyError, TypeError, VideoDecodeError) as err:
         print(f"lowres-har benchmark e2e: {err}", file=sys.stderr)
@@ -591,7 +598,8 @@ def _cmd_benchmark_e2e(argv: list[str]) -> int:
     )
     kw = f" {json.dumps(r.model_kwargs)}" if r.model_kwargs else ""
     table.add_row(
-        f"(b) predict: {r.model}{kw}, {r.flow_method}, {r.gflops_per_window:.2f} GFLOPs/window",
+        f"(b) predict: {r.model}{kw}, {r.flow_method}, {r.gflops_per_window:.2f} GFLOPs/window"
+        + ("" if r.backend == "torch" else f", {r.backend}"),
         f"{r.predict_fps:.0f}",
         f"{r.predict_over_decode:.2f}",
     )

@@ -27,6 +27,7 @@ from lowres_har.export.benchmark import (
     Latency,
     ModelBenchmark,
     MSNTable,
+    _onnxruntime_model,
     _predict_pass,
     benchmark_model,
     count_flops,
@@ -236,6 +237,38 @@ def test_end_to_end_on_a_synthetic_clip(synthetic_video: Path) -> None:
     assert EndToEnd.from_dict(json.loads(json.dumps(r.as_dict()))) == r
 
 
+def test_end_to_end_onnxruntime_backend(synthetic_video: Path) -> None:
+    """The onnxruntime model gives the eager model's logits on the same windows."""
+    model = lowres_har.create_model("msn", num_classes=3, **TINY_MSN).eval()
+    shapes = {k: (c, 8, 16, 16) for k, c in zip(model.input_keys, (3, 2, 1), strict=True)}
+    common = {
+        "window": 8,
+        "elr_size": (12, 16),
+        "input_size": (16, 16),
+        "flow_method": "farneback",
+        "batch": 2,
+        "pipeline": False,
+    }
+    with num_threads(1):
+        ort_model = _onnxruntime_model(model, shapes, 1)
+        _, _, ref = _predict_pass(synthetic_video, model, model.input_keys, **common)
+        _, seconds, got = _predict_pass(synthetic_video, ort_model, model.input_keys, **common)
+    assert got.shape == ref.shape == (2, 3) and seconds["model"] > 0
+    assert (got - ref).abs().max() < 1e-4
+    assert not torch.equal(got[0], got[1])  # two different windows, not one repeated output
+    r = end_to_end(
+        synthetic_video,
+        model_kwargs=TINY_MSN,
+        flow_method="farneback",
+        reference=None,
+        rounds=1,
+        num_classes=3,
+        backend="onnxruntime",
+    )
+    assert r.backend == "onnxruntime" and r.predict_fps > 0
+    assert EndToEnd.from_dict(json.loads(json.dumps(r.as_dict()))) == r
+
+
 def test_end_to_end_errors(synthetic_video: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"square\.mp4: 20 frames, shorter than one 32-frame"):
         end_to_end(synthetic_video, reference=None, rounds=1)
@@ -258,6 +291,8 @@ def test_end_to_end_errors(synthetic_video: Path, tmp_path: Path) -> None:
         )
     with pytest.raises(ValueError, match="split must be one of"):
         end_to_end(synthetic_video, model_kwargs=TINY_MSN, reference=None, rounds=1, split="model")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        end_to_end(synthetic_video, model_kwargs=TINY_MSN, reference=None, backend="tensorrt")
 
 
 # --------------------------------------------------------------------------- CLI

@@ -702,6 +702,13 @@ def _cmd_export(argv: list[str]) -> int:
         help="edgetpu: override for the data section, e.g. --data.init_args.batch_size=4",
     )
     p.add_argument("--calibration-clips", type=int, default=64, help="edgetpu: clips")
+    p.add_argument(
+        "--classifier",
+        choices=("tpu", "cpu", "cpu_mlp"),
+        default=None,
+        help="edgetpu: where the classifier runs: in the int8 graph (tpu, default), its final "
+        "Linear on the host (cpu), or the whole fully connected head on the host (cpu_mlp)",
+    )
     p.add_argument("--no-check", action="store_true", help="write without failing on parity")
     p.add_argument("--json", type=Path, default=None, help="also write the report here")
     args = p.parse_args(argv)
@@ -710,6 +717,10 @@ def _cmd_export(argv: list[str]) -> int:
         source: Any = str(args.ckpt) if args.ckpt is not None else args.model
         if args.ckpt is not None and not args.ckpt.is_file():
             raise FileNotFoundError(f"checkpoint not found: {args.ckpt}")
+        if kwargs:  # build first: options such as MSN's num_frames share an exporter's names
+            from lowres_har.export.common import load_model
+
+            source, kwargs = load_model(source, **kwargs), {}
         common: dict[str, Any] = {
             "num_frames": args.num_frames,
             "size": tuple(args.size) if args.size else None,
@@ -752,6 +763,7 @@ def _cmd_export(argv: list[str]) -> int:
                 args.output,
                 datamodule=datamodule,
                 num_calibration_clips=args.calibration_clips,
+                classifier=args.classifier,
                 **common,
                 **kwargs,
             )

@@ -156,7 +156,8 @@ def test_toy_export_is_full_int8_and_passes_checker(toy: dict[str, Any]) -> None
     assert report.check.ok, report.check.report()
     assert report.calibration_source == "datamodule:val"
     assert report.num_calibration_clips == 6
-    assert report.num_calibration_samples == 6 * (T + 1)  # every step of every clip
+    # every step of every clip, plus its final states fed back once
+    assert report.num_calibration_samples == 6 * (T + 2)
     assert report.streaming_max_abs_diff < 1e-5
     check = check_edgetpu(report.path)
     assert {t.dtype for t in check.tensors} <= {"INT8", "INT32"}
@@ -339,6 +340,33 @@ def test_export_argument_errors(toy: dict[str, Any], tmp_path: Path) -> None:
         to_edgetpu(toy["clip"], tmp_path / "x.tflite", streaming=toy["streaming"], classifier="cpu")
     with pytest.raises(ValueError, match="classifier must be"):
         to_edgetpu(toy["clip"], tmp_path / "x.tflite", classifier="gpu")
+    with pytest.raises(ValueError, match="no fully connected stack"):  # toy: conv, pool, fc
+        to_edgetpu(toy["clip"], tmp_path / "x.tflite", classifier="cpu_mlp")
+
+    class UnusedStack(nn.Module):  # a dense stack registered before fc that forward never runs
+        input_keys = ("video",)
+        num_classes = CLASSES
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv3d(3, 8, 3, padding=1)
+            self.mlp = nn.Sequential(nn.Linear(8, 8), nn.ReLU())
+            self.fc = nn.Linear(8, CLASSES)
+
+        def forward(self, video: Tensor) -> Tensor:
+            return self.fc(torch.relu(self.conv(video)).amax(dim=(2, 3, 4)))
+
+    torch.manual_seed(0)
+    with pytest.raises(RuntimeError, match="host layers differ from the clip model"):
+        to_edgetpu(
+            UnusedStack().eval(),
+            tmp_path / "x.tflite",
+            classifier="cpu_mlp",
+            num_frames=T,
+            size=(H, W),
+            num_calibration_clips=1,
+            progress=False,
+        )
     with pytest.raises(ValueError, match="calibration clip 'video' is"):
         to_edgetpu(
             toy["clip"],
@@ -387,7 +415,8 @@ def test_evaluate_on_existing_export(toy: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- real model
-def test_msn_small_full_int8_export(tmp_path: Path) -> None:
+@pytest.mark.parametrize("classifier", ["cpu", "cpu_mlp"])
+def test_msn_small_full_int8_export(tmp_path: Path, classifier: str) -> None:
     from lowres_har import create_model
 
     torch.manual_seed(0)
@@ -407,21 +436,38 @@ def test_msn_small_full_int8_export(tmp_path: Path) -> None:
         num_calibration_clips=3,
         num_check_clips=3,
         progress=False,
-        classifier="cpu",
+        classifier=classifier,
     )  # check=True: raises on any checker problem
-    assert report.check.ok and report.classifier == "cpu"
+    assert report.check.ok and report.classifier == classifier
     assert report.streaming_max_abs_diff < 1e-4
     assert "CONV_3D" not in report.op_counts and "CONV_2D" in report.op_counts
     assert {t.dtype for t in report.check.tensors} <= {"INT8", "INT32"}
     assert max(len(t.shape) for t in report.check.tensors) <= 4
     desc = read_description(report.path)
     assert desc["input_keys"] == ["video", "flow", "mask"] and desc["num_frames"] == 8
-    # the graph ends with the classifier's int8 input; the float Linear runs on the host
+    # the graph ends with the host head's int8 input; the float layers run on the host
     assert [o["name"] for o in desc["outputs"]][0] == "features"
-    assert desc["classifier"]["placement"] == "cpu"
-    assert desc["classifier"]["weight_shape"] == [4, 16]
+    head = desc["classifier"]
+    assert head["placement"] == classifier
+    layers = head["layers"]
+    if classifier == "cpu":  # the final Linear only
+        assert [(e["weight_shape"], e["relu"]) for e in layers] == [([4, 16], False)]
+        assert "FULLY_CONNECTED" in report.op_counts  # the hidden FC layers stay in int8
+        width = 16
+    else:  # mlp (32 -> 16 -> 16 -> 16, each + ReLU) and fc (16 -> 4)
+        shapes = [([16, 32], True), ([16, 16], True), ([16, 16], True), ([4, 16], False)]
+        assert [(e["weight_shape"], e["relu"]) for e in layers] == shapes
+        assert "FULLY_CONNECTED" not in report.op_counts  # no dense layer left in int8
+        width = 32
     features = next(t for t in report.check.outputs if t.name == "features")
-    assert features.dtype == "INT8" and features.shape == (1, 16)
+    assert features.dtype == "INT8" and features.shape == (1, width)
+    runner = EdgeTPURunner(report.path)
+    assert [w.shape for w, _, _ in runner.host_layers] == [tuple(e["weight_shape"]) for e in layers]
+    clip = [torch.randn(1, c, 8, 32, 32) for c in (3, 2, 1)]
+    with torch.no_grad():
+        ref = model(*clip)[0].numpy()
+    got = runner.run_clip(*[x[0] for x in clip])
+    assert got.shape == (4,) and np.corrcoef(ref, got)[0, 1] > 0.9
     assert report.int8_logit_corr is not None and report.int8_logit_corr > 0.98
     assert report.int8_agreement is not None and report.int8_agreement >= 2 / 3
 

@@ -32,6 +32,25 @@ def test_export_onnx_and_tflite_from_the_command_line(
     assert TFLiteRunner(tfl).input_shapes["video"] == (1, 3, 8, 16, 16)
 
 
+def test_export_edgetpu_with_the_head_on_the_host(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--classifier cpu_mlp``: calibrated on a recipe's data, the dense head leaves the graph."""
+    from lowres_har.export.edgetpu import EdgeTPURunner
+
+    out, report_path = tmp_path / "m_int8.tflite", tmp_path / "m.json"
+    conf = Path(__file__).parent / "conf" / "msn_tiny.yaml"
+    kwargs = '{"kernel_size": 3, "widths": [4, 8, 8], "fc_widths": [16, 16, 16], "num_frames": 4}'
+    argv = ["export", "edgetpu", "--model", "msn", "--model-kwargs", kwargs, "--size", "32", "32"]
+    argv += ["--data", str(conf), "--calibration-clips", "2", "--classifier", "cpu_mlp"]
+    assert main([*argv, "-o", str(out), "--json", str(report_path)]) == 0
+    assert "classifier on the CPU_MLP" in capsys.readouterr().out
+    report = json.loads(report_path.read_text())
+    assert report["classifier"] == "cpu_mlp" and report["num_calibration_clips"] == 2
+    runner = EdgeTPURunner(out)
+    assert [w.shape for w, _, _ in runner.host_layers] == [(16, 8), (16, 16), (16, 16), (51, 16)]
+
+
 def test_export_refuses_bad_invocations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = str(tmp_path / "x.tflite")
     assert main(["export", "edgetpu", "--model", "msn", "-o", out]) == 2

@@ -42,12 +42,17 @@ Classifier placement (``classifier=``)
     rounding step: the int8 logits' step (about 0.065 for the MSN-S checkpoints on
     SynthActions) flips the top-1 of clips whose float top-1/top-2 margin is smaller, and
     weakly trained models have many of those (see :func:`evaluate_edgetpu`'s ``near_ties``).
+    ``classifier="cpu_mlp"`` also moves the fully connected layers in front of it (MSN's
+    ``mlp``: Linear + ReLU, dropout is the identity at inference) to the host: the int8 graph
+    then ends with the globally pooled convolutional features, and the host runs a few dense
+    products (about 50 k multiply-adds for MSN-S, under 0.1 % of the network) in float. The
+    description stores each host layer's float weights; the runner applies them in numpy.
 
 Runtime (:class:`EdgeTPURunner`)
     Loads the ``.tflite`` (plain or compiled) and its description, quantizes each frame and the
     gates on the way in, feeds the states back between steps (requantizing when an output
     state's scale differs from its input's) and dequantizes the last step's logits (or applies
-    the float classifier to its dequantized features). It
+    the float host layers to its dequantized features). It
     needs only ``numpy`` and an interpreter (``ai_edge_litert`` or ``tflite_runtime``): on a
     board without PyTorch, copy this file next to the model and ``from edgetpu import
     EdgeTPURunner`` (torch and lowres-har are imported lazily, by the export functions only).
@@ -97,11 +102,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:  # torch and lowres-har are imported lazily: the runtime must run without them
+    from typing import TypeAlias
+
     from torch import Tensor, nn
 
     from lowres_har.export.common import LoadedModel
 
+    #: ``(Linear, ReLU after it)`` layers that run in float on the host, in order.
+    HostLayers: TypeAlias = list[tuple[nn.Linear, bool]]
+
 __all__ = [
+    "CLASSIFIER_PLACEMENTS",
     "EDGETPU_OP_LIMITATIONS",
     "EDGETPU_SUPPORTED_OPS",
     "METADATA_NAME",
@@ -194,7 +205,11 @@ EDGETPU_OP_LIMITATIONS: dict[str, str] = {
 #: Name of the flatbuffer metadata entry holding the JSON description.
 METADATA_NAME = "lowres_har"
 _FORMAT = "lowres-har-edgetpu"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2: the host head is a list of layers (1: one Linear, still read)
+
+#: Where the classifier of :func:`to_edgetpu` runs: everything in the int8 graph, the final
+#: Linear on the host, or the whole fully connected head on the host.
+CLASSIFIER_PLACEMENTS: tuple[str, ...] = ("tpu", "cpu", "cpu_mlp")
 _EXTRA_HINT = 'pip install "lowres-har[tflite]"'
 _COMPILED_OP = "edgetpu-custom-op"
 _FLOAT_TYPES = ("FLOAT32", "FLOAT16", "FLOAT64", "BFLOAT16")
@@ -616,9 +631,9 @@ class EdgeTPURunner:
     """Run an Edge TPU export frame by frame and return clip logits.
 
     The description (:func:`read_description`) says which interpreter tensor is which frame,
-    the gates and each state, and where the classifier runs (``classifier="cpu"`` exports end
-    with the classifier's int8 input features; the runner dequantizes them and applies the
-    stored float ``Linear``); states start at zero (quantized), each step's output states are
+    the gates and each state, and where the classifier runs (``classifier="cpu"`` /
+    ``"cpu_mlp"`` exports end with the host head's int8 input features; the runner dequantizes
+    them and applies the stored float layers, :attr:`host_layers`); states start at zero (quantized), each step's output states are
     fed back (requantized when their scale/zero point differ from the input's), the gate row
     ``schedule[s]`` is fed at step ``s``, frame ``t`` at step ``t`` and zeros after the clip
     ends (``num_steps >= num_frames``: the extra steps flush the temporal receptive field).
@@ -685,11 +700,19 @@ class EdgeTPURunner:
         self._state_out = [self._role(self._outputs, "state", state=i) for i in range(n_states)]
         head = d.get("classifier") or {"placement": "tpu"}
         self.classifier: str = head["placement"]
-        self._weight: np.ndarray | None = None
-        self._bias: np.ndarray | None = None
-        if self.classifier == "cpu":
-            self._weight = _from_b64(head["weight"], head["weight_shape"])
-            self._bias = _from_b64(head["bias"], head["weight_shape"][:1])
+        #: float layers run on the host after the int8 graph: ``(weight, bias, relu)``.
+        self.host_layers: list[tuple[np.ndarray, np.ndarray, bool]] = []
+        if self.classifier != "tpu":
+            entries = head.get("layers") or [dict(head, relu=False)]  # format 1: one Linear
+            for e in entries:
+                shape = [int(v) for v in e["weight_shape"]]
+                self.host_layers.append(
+                    (
+                        _from_b64(e["weight"], shape),
+                        _from_b64(e["bias"], shape[:1]),
+                        bool(e["relu"]),
+                    )
+                )
             self._logits_out = self._role(self._outputs, "features")
         else:
             self._logits_out = self._role(self._outputs, "logits")
@@ -797,8 +820,10 @@ class EdgeTPURunner:
         self._step += 1
         raw = self.interpreter.get_tensor(self._logits_out["index"])
         values = _dequantize(raw, *self._qparams(self._logits_out)).reshape(-1)
-        if self._weight is not None and self._bias is not None:  # the classifier on the CPU
-            values = (self._weight @ values + self._bias).astype(np.float32)
+        for weight, bias, relu in self.host_layers:  # the head on the host CPU
+            values = (weight @ values + bias).astype(np.float32)
+            if relu:
+                values = np.maximum(values, 0.0)
         return values
 
     def run_clip(self, *clips: Any) -> np.ndarray:
@@ -967,8 +992,9 @@ class EdgeTPUReport:
         sidecar: its JSON description.
         float_path: the float streaming ``.tflite`` when kept, else ``None``.
         check: the :class:`EdgeTPUCheck` of ``path``.
-        classifier: ``"cpu"`` (final Linear on the host, the graph outputs its input features)
-            or ``"tpu"`` (the graph outputs the logits).
+        classifier: ``"tpu"`` (the graph outputs the logits), ``"cpu"`` (final Linear on the
+            host, the graph outputs its input features) or ``"cpu_mlp"`` (the fully connected
+            head on the host).
         streaming_max_abs_diff: float streaming graph vs clip model, max abs logit difference
             over the check clips.
         int8_agreement: top-1 agreement of the int8 file with the float clip model on the
@@ -978,7 +1004,8 @@ class EdgeTPUReport:
         int8_logit_corr: Pearson correlation of int8 and float logits over those clips.
         calibration_source: ``"datamodule:<split>"``, ``"iterable"`` or ``"random"``.
         num_calibration_clips: clips run through the float streaming model.
-        num_calibration_samples: steps fed to the calibrator (clips × ``num_steps``).
+        num_calibration_samples: steps fed to the calibrator (clips × (``num_steps`` + 1): every
+            step, plus the final states fed back once).
         size_bytes: size of ``path``.
         op_counts: ops of the int8 graph.
         seconds: wall time per stage.
@@ -1110,20 +1137,32 @@ def _datamodule_clips(
     )
 
 
-def _steps(streaming: nn.Module, clip: tuple[Tensor, ...]) -> Iterator[tuple[Tensor, ...]]:
-    """Each step's forward arguments ``(*frames, gates, *states)`` of the float streaming model."""
+def _steps(
+    streaming: nn.Module, clip: tuple[Tensor, ...], *, final_states: bool = False
+) -> Iterator[tuple[Tensor, ...]]:
+    """Each step's forward arguments ``(*frames, gates, *states)`` of the float streaming model.
+
+    ``final_states``: one more set after the last step, whose states are the last step's output
+    states (zero frames, the last gate row). For calibration: a state whose producer writes it
+    only on the last step (a global accumulator fed once) is otherwise never seen as an input
+    with anything but zeros, and would get a zero quantization scale.
+    """
     import torch
 
     sm: Any = streaming
     states = list(sm.init_states(1))
     schedule = sm.schedule
     t = clip[0].shape[2]
-    for s in range(int(sm.num_steps)):
+    n = int(sm.num_steps)
+    for s in range(n):
         frames = [c[:, :, s] if s < t else torch.zeros_like(c[:, :, 0]) for c in clip]
         args = (*frames, schedule[s : s + 1].float(), *states)
         yield args
         out = streaming(*args)
         states = list(out[1:])
+    if final_states:
+        frames = [torch.zeros_like(c[:, :, 0]) for c in clip]
+        yield (*frames, schedule[n - 1 : n].float(), *states)
 
 
 def _convert_float(streaming: nn.Module, sample: tuple[Tensor, ...], verbose: bool) -> bytes:
@@ -1272,9 +1311,59 @@ def _final_linear(loaded: LoadedModel) -> tuple[str, nn.Linear | None]:
     return path, module
 
 
-def _feature_model(model: nn.Module, path: str, head: nn.Linear) -> nn.Module:
-    """A copy of ``model`` whose classifier ``path`` is ``Identity``: it returns the
-    classifier's input features ``(B, F)``; ``num_classes`` is ``F`` for the streaming rewrite."""
+def _dense_stack(module: nn.Module) -> HostLayers | None:
+    """The ``(Linear, relu)`` layers of a Sequential made only of Linear / ReLU / Dropout /
+    Identity (dropout is the identity at inference), else ``None``."""
+    from torch import nn
+
+    if not isinstance(module, nn.Sequential):
+        return None
+    layers: HostLayers = []
+    for m in module:
+        if isinstance(m, nn.Linear):
+            layers.append((m, False))
+        elif isinstance(m, nn.ReLU):
+            if not layers or layers[-1][1]:
+                return None
+            layers[-1] = (layers[-1][0], True)
+        elif not isinstance(m, nn.Dropout | nn.Identity):
+            return None
+    return layers or None
+
+
+def _host_head(loaded: LoadedModel, mode: str) -> tuple[list[str], HostLayers]:
+    """Modules to cut from the int8 graph and the float layers that replace them on the host.
+
+    ``"cpu"``: the final classifier ``Linear``. ``"cpu_mlp"``: also the fully connected stack
+    registered just before it in the same parent module (MSN's ``mlp``). The caller checks the
+    result against the clip model (streaming parity), so a stack that is not in fact applied
+    right before the classifier is caught there.
+    """
+    name = loaded.name or type(loaded.model).__name__
+    path, fc = _final_linear(loaded)
+    if fc is None:
+        raise ValueError(
+            f"{name}: no final nn.Linear classifier found ({path}); use classifier='tpu'"
+        )
+    if mode == "cpu":
+        return [path], [(fc, False)]
+    parent_path, _, leaf = path.rpartition(".")
+    parent = loaded.model.get_submodule(parent_path) if parent_path else loaded.model
+    children = list(parent.named_children())
+    at = [n for n, _ in children].index(leaf)
+    stack = _dense_stack(children[at - 1][1]) if at > 0 else None
+    if stack is None or stack[-1][0].out_features != fc.in_features or not stack[-1][1]:
+        raise ValueError(
+            f"{name}: no fully connected stack (Linear/ReLU/Dropout Sequential ending in ReLU) "
+            f"right before its classifier {path!r}; use classifier='cpu'"
+        )
+    before = f"{parent_path}.{children[at - 1][0]}" if parent_path else children[at - 1][0]
+    return [before, path], [*stack, (fc, False)]
+
+
+def _feature_model(model: nn.Module, paths: Sequence[str], in_features: int) -> nn.Module:
+    """A copy of ``model`` whose modules at ``paths`` are ``Identity``: it returns the host
+    head's input features ``(B, F)``; ``num_classes`` is ``F`` for the streaming rewrite."""
     import copy
 
     from torch import nn
@@ -1283,11 +1372,12 @@ def _feature_model(model: nn.Module, path: str, head: nn.Linear) -> nn.Module:
         def __init__(self) -> None:
             super().__init__()
             self.net = copy.deepcopy(model)
-            parent, _, leaf = path.rpartition(".")
-            owner = self.net.get_submodule(parent) if parent else self.net
-            setattr(owner, leaf, nn.Identity())
+            for path in paths:
+                parent, _, leaf = path.rpartition(".")
+                owner = self.net.get_submodule(parent) if parent else self.net
+                setattr(owner, leaf, nn.Identity())
             self.input_keys = tuple(model.input_keys)  # type: ignore[arg-type]
-            self.num_classes = int(head.in_features)
+            self.num_classes = int(in_features)
 
         def forward(self, *xs: Tensor) -> Tensor:
             return self.net(*xs)  # type: ignore[no-any-return]
@@ -1295,26 +1385,34 @@ def _feature_model(model: nn.Module, path: str, head: nn.Linear) -> nn.Module:
     return FeatureModel().eval()
 
 
-def _with_head(streaming: nn.Module, head: nn.Linear | None) -> nn.Module:
-    """``streaming`` whose ``run_clip`` ends with the float ``head`` (for parity checks)."""
-    if head is None:
+def _apply_host(layers: HostLayers, x: Tensor) -> Tensor:
+    for linear, relu in layers:
+        x = linear(x)
+        if relu:
+            x = x.clamp_min(0)
+    return x
+
+
+def _with_head(streaming: nn.Module, layers: HostLayers | None) -> nn.Module:
+    """``streaming`` whose ``run_clip`` ends with the float host ``layers`` (parity checks)."""
+    if not layers:
         return streaming
     from torch import nn
 
     inner: Any = streaming
-    linear: nn.Linear = head
+    host = list(layers)
 
     class WithHead(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.inner = inner
-            self.head = linear
+            self.head = nn.ModuleList([m for m, _ in host])
             self.input_keys = inner.input_keys
             self.frame_shapes = inner.frame_shapes
             self.num_frames = inner.num_frames
 
         def run_clip(self, *clips: Tensor) -> Tensor:
-            return linear(inner.run_clip(*clips))  # type: ignore[no-any-return]
+            return _apply_host(host, inner.run_clip(*clips))
 
     return WithHead().eval()
 
@@ -1331,22 +1429,33 @@ def _from_b64(text: str, shape: Sequence[int]) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype="<f4").reshape(shape).astype(np.float32)
 
 
-def _head_description(head: nn.Linear | None) -> dict[str, Any]:
-    if head is None:
+def _head_description(placement: str, layers: HostLayers | None) -> dict[str, Any]:
+    if not layers:
         return {"placement": "tpu"}
-    weight = head.weight.detach().cpu().numpy()
-    bias = (
-        head.bias.detach().cpu().numpy()
-        if head.bias is not None
-        else np.zeros(weight.shape[0], np.float32)
-    )
+    entries = []
+    for linear, relu in layers:
+        weight = linear.weight.detach().cpu().numpy()
+        bias = (
+            linear.bias.detach().cpu().numpy()
+            if linear.bias is not None
+            else np.zeros(weight.shape[0], np.float32)
+        )
+        entries.append(
+            {
+                "weight_shape": list(weight.shape),
+                "weight": _b64(weight),
+                "bias": _b64(bias),
+                "relu": relu,
+            }
+        )
     return {
-        "placement": "cpu",
+        "placement": placement,
         "input": "features",
-        "weight_shape": list(weight.shape),
-        "weight": _b64(weight),
-        "bias": _b64(bias),
-        "encoding": "base64 of little-endian float32, row-major; logits = weight @ features + bias",
+        "layers": entries,
+        "encoding": (
+            "base64 of little-endian float32, row-major; per layer x = weight @ x + bias, then "
+            "max(x, 0) when relu; the last layer gives the logits"
+        ),
     }
 
 
@@ -1399,14 +1508,18 @@ def to_edgetpu(
         fuse_taps: build each Conv3d as one ``conv2d`` over its channel-concatenated frame
             window (default) rather than a sum of per-tap ``conv2d``: fewer ops, and one int32
             accumulation instead of adding separately requantized int8 partial sums.
-        classifier: where the final ``Linear`` runs. ``"tpu"`` or ``None`` (default): the
-            whole network, logits included, in the int8 graph (output ``logits``). ``"cpu"``:
-            the int8 graph ends with the classifier's input features (output ``features``),
-            and the runtime applies the float classifier, stored in the description, on the
-            host CPU - Coral's own pattern for the last layer (pycoral's imprinting /
-            softmax-regression engines), a ``(F,) @ (F, C)`` product. It removes the int8
-            logits' rounding step, which alone flips the top-1 of near-tie clips (see
-            :func:`evaluate_edgetpu`'s ``near_ties``).
+        classifier: where the classifier runs (:data:`CLASSIFIER_PLACEMENTS`). ``"tpu"`` or
+            ``None`` (default): the whole network, logits included, in the int8 graph (output
+            ``logits``). ``"cpu"``: the int8 graph ends with the final ``Linear``'s input
+            features (output ``features``) and the runtime applies that layer, stored in the
+            description, in float on the host CPU - Coral's own pattern for the last layer
+            (pycoral's imprinting / softmax-regression engines). It removes the int8 logits'
+            rounding step, which alone flips the top-1 of near-tie clips (see
+            :func:`evaluate_edgetpu`'s ``near_ties``). ``"cpu_mlp"``: the fully connected stack
+            right before the classifier (MSN's ``mlp``) moves to the host too, so the int8 graph
+            ends with the pooled convolutional features; the dense layers' int8 rounding goes
+            with it (a few dense products, negligible next to the 3D convolutions). The host
+            part is checked against the clip model like the streaming graph.
         verbose: show litert-torch's conversion progress.
         progress: a rich progress bar over the calibration clips.
         **model_kwargs: architecture options for a name / overrides of a checkpoint's.
@@ -1432,27 +1545,24 @@ def to_edgetpu(
     shapes = input_shapes(loaded, num_frames=num_frames, size=size)
     t_frames = next(iter(shapes.values()))[1]
     hw = (int(next(iter(shapes.values()))[2]), int(next(iter(shapes.values()))[3]))
-    if classifier not in (None, "cpu", "tpu"):
-        raise ValueError(f"classifier must be 'cpu', 'tpu' or None, got {classifier!r}")
-    head: nn.Linear | None = None
-    head_name = "fc"
-    if classifier == "cpu":
+    if classifier not in CLASSIFIER_PLACEMENTS and classifier is not None:
+        raise ValueError(
+            f"classifier must be one of {CLASSIFIER_PLACEMENTS} or None, got {classifier!r}"
+        )
+    placement = classifier or "tpu"
+    head: HostLayers | None = None
+    cut: list[str] = []
+    if placement != "tpu":
         if streaming is not None:
             raise ValueError(
-                "classifier='cpu' needs the streaming model built here (its output must be the "
-                "classifier's input); pass classifier='tpu' with a ready streaming model"
+                f"classifier={placement!r} needs the streaming model built here (its output must "
+                "be the host head's input); pass classifier='tpu' with a ready streaming model"
             )
-        head_name, head = _final_linear(loaded)
-        if head is None:
-            raise ValueError(
-                f"{loaded.name or type(model).__name__}: no final nn.Linear classifier found "
-                f"({head_name}); use classifier='tpu'"
-            )
-    placement = "cpu" if head is not None else "tpu"
+        cut, head = _host_head(loaded, placement)
     if streaming is None:
         from lowres_har.export.streaming import to_streaming
 
-        net = _feature_model(model, head_name, head) if head is not None else loaded
+        net = _feature_model(model, cut, head[0][0].in_features) if head else loaded
         streaming = to_streaming(net, num_frames=t_frames, size=hw, fuse_taps=fuse_taps)
     streaming = streaming.eval()
     sm: Any = streaming
@@ -1489,6 +1599,12 @@ def to_edgetpu(
     t0 = time.perf_counter()
     check_clips = clips[: max(0, num_check_clips)]
     parity = streaming_parity(model, _with_head(streaming, head), check_clips or None, num_clips=1)
+    if head and parity > 1e-3:  # the host head is not what the clip model applies
+        raise RuntimeError(
+            f"classifier={placement!r}: the streaming features followed by the host layers "
+            f"differ from the clip model by {parity:.3g}; this model's head is not a plain "
+            "fully connected stack before its classifier (use classifier='cpu' or 'tpu')"
+        )
     if parity > 1e-4:
         log.warning("streaming graph differs from the clip model by %.3g (> 1e-4)", parity)
     timings["parity"] = time.perf_counter() - t0
@@ -1513,7 +1629,7 @@ def to_edgetpu(
         with Progress(disable=not progress, transient=True) as bar, torch.no_grad():
             task = bar.add_task("Edge TPU calibration", total=len(clips))
             for clip in clips:
-                for args in _steps(streaming, clip):
+                for args in _steps(streaming, clip, final_states=True):
                     yield [a.detach().cpu().numpy() for a in args]
                 bar.advance(task)
 
@@ -1547,7 +1663,7 @@ def to_edgetpu(
     roles_out: dict[str, dict[str, Any]] = {}
     for j in range(1 + n_states):
         if j == 0:
-            name = "features" if placement == "cpu" else "logits"
+            name = "features" if placement != "tpu" else "logits"
             role = {"role": name}
         else:
             name, role = f"state_{j - 1}_out", {"role": "state", "state": j - 1}
@@ -1587,7 +1703,7 @@ def to_edgetpu(
                 "num_gates": int(sm.num_gates),
                 "schedule": sm.schedule.detach().cpu().float().tolist(),
                 "num_classes": int(loaded.num_classes),
-                "classifier": _head_description(head),
+                "classifier": _head_description(placement, head),
                 "class_names": list(loaded.class_names),
                 "states": [
                     {
@@ -1687,7 +1803,7 @@ def evaluate_edgetpu(
         split: ``"test"`` or ``"val"``.
         max_clips: stop after this many clips (``None``: the whole split).
         num_calibration_clips: for the export.
-        classifier: for the export (``"cpu"`` / ``"tpu"``, see :func:`to_edgetpu`).
+        classifier: for the export (``"tpu"`` / ``"cpu"`` / ``"cpu_mlp"``, see :func:`to_edgetpu`).
         tie_margin: float top-1 minus top-2 logit below which a clip counts as a near tie
             (``near_ties``; ``agreement_decisive`` is the agreement over the other clips).
         delegate: runner delegate (``"edgetpu"`` on a Coral with a compiled file).

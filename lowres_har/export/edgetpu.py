@@ -45,7 +45,7 @@ Classifier placement (``classifier=``)
     ``classifier="cpu_mlp"`` also moves the fully connected layers in front of it (MSN's
     ``mlp``: Linear + ReLU, dropout is the identity at inference) to the host: the int8 graph
     then ends with the globally pooled convolutional features, and the host runs a few dense
-    products (about 50 k multiply-adds for MSN-S, under 0.1 % of the network) in float. The
+    products (about 43 k multiply-adds for MSN-S, under 0.1 % of the network) in float. The
     description stores each host layer's float weights; the runner applies them in numpy.
 
 Runtime (:class:`EdgeTPURunner`)

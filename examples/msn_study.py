@@ -8,7 +8,11 @@ as Markdown and writes them, with every run, to ``<out>/results.json``.
     python examples/msn_study.py --out runs/msn_study --seeds 0 1 2
 
 Each run uses the ``msn_synth`` recipe (CPU-sized MSN, 40 epochs) unless ``--epochs`` says
-otherwise; the preprocessing cache (flow and masks) is built by the first run and shared.
+otherwise (``--set ARG`` passes any other override to every run); the preprocessing cache (flow
+and masks) is built by the first run and shared. The 20-epoch study of the MSN card:
+
+    python examples/msn_study.py --out runs/msn_study20 --epochs 20 \
+        --set=--model.init_args.warmup_epochs=0 --set=--model.init_args.label_smoothing=0
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 #: Stream ablation with sum fusion, then the fusions with all three streams.
@@ -55,7 +60,14 @@ def _test_metrics(log_dir: Path) -> dict[str, float] | None:
     return None
 
 
-def run_one(name: str, cfg: dict[str, object], seed: int, out: Path, epochs: int | None) -> dict:
+def run_one(
+    name: str,
+    cfg: dict[str, object],
+    seed: int,
+    out: Path,
+    epochs: int | None,
+    extra: Sequence[str] = (),
+) -> dict:
     run_dir = out / name / f"seed{seed}"
     done = run_dir / "result.json"
     if done.is_file():
@@ -77,6 +89,7 @@ def run_one(name: str, cfg: dict[str, object], seed: int, out: Path, epochs: int
     ]
     if epochs is not None:
         args.append(f"--trainer.max_epochs={epochs}")
+    args += list(extra)
     start = time.time()
     run_dir.mkdir(parents=True, exist_ok=True)
     with (run_dir.parent / f"seed{seed}.log").open("w") as log:
@@ -117,13 +130,20 @@ def main() -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's 40 epochs")
     p.add_argument("--only", nargs="*", default=None, help="run names to run (default all)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for every fit, e.g. --set=--model.init_args.label_smoothing=0",
+    )
     args = p.parse_args()
     results = []
     for seed in args.seeds:  # seed-major: every configuration gets seed 0 first
         for name, cfg in configurations().items():
             if args.only and name not in args.only:
                 continue
-            r = run_one(name, cfg, seed, args.out, args.epochs)
+            r = run_one(name, cfg, seed, args.out, args.epochs, args.set)
             print(
                 f"{name} seed {seed}: test video top-1 {100 * r['test/video_top1']:.1f} %",
                 flush=True,

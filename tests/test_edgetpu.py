@@ -415,13 +415,16 @@ def test_evaluate_on_existing_export(toy: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- real model
-@pytest.mark.parametrize("classifier", ["cpu", "cpu_mlp"])
-def test_msn_small_full_int8_export(tmp_path: Path, classifier: str) -> None:
+@pytest.mark.parametrize(("classifier", "fusion"), [("cpu", "sum"), ("cpu_mlp", "multilayer")])
+def test_msn_small_full_int8_export(tmp_path: Path, classifier: str, fusion: str) -> None:
+    """MSN through the whole export; multilayer goes through ``MSN.int8_form`` (one conv over
+    concatenated channels per block), checked against the original model."""
     from lowres_har import create_model
 
     torch.manual_seed(0)
     model = create_model(
         "msn",
+        fusion=fusion,
         num_classes=4,
         kernel_size=3,
         widths=[8, 16, 32],

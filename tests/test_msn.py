@@ -117,6 +117,26 @@ def test_multilayer_equation() -> None:
         y = F.relu(F.conv3d(y_hat, fusion.mix[i].weight, fusion.mix[i].bias))
         torch.testing.assert_close(out[i], y)
     assert out[-1].shape == (2, 8, 2, 4, 4)
+    # the concatenated form (one convolution per block, for int8 export) computes the same
+    form = fusion.concat_form(3)
+    assert [m.in_channels for m in form.mix] == [3 * 4, 3 * 6 + 4, 3 * 8 + 6]
+    for got, ref in zip(form(per), out, strict=True):
+        torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("fusion", ["multilayer", "sum"])
+def test_int8_form_is_the_same_function(fusion: str) -> None:
+    torch.manual_seed(0)
+    model = lowres_har.create_model("msn", fusion=fusion, num_classes=5, **SMALL).eval()
+    twin = model.int8_form()
+    assert twin is not model and not twin.training
+    assert type(twin.fusion).__name__ == (
+        "MultiLayerConcatForm" if fusion == "multilayer" else type(model.fusion).__name__
+    )
+    xs = [torch.randn(2, c, 8, 16, 16) for c in CHANNELS.values()]
+    with torch.no_grad():
+        torch.testing.assert_close(twin(*xs), model(*xs), atol=1e-5, rtol=1e-5)
+    assert not torch.equal(model(*xs)[0], model(*xs)[1])  # two inputs, two outputs
 
 
 def test_interpolation_equation() -> None:

@@ -87,6 +87,7 @@ with the same runner (``delegate=None``), which is how the parity figures are me
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -97,7 +98,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -1550,6 +1551,11 @@ def to_edgetpu(
             f"classifier must be one of {CLASSIFIER_PLACEMENTS} or None, got {classifier!r}"
         )
     placement = classifier or "tpu"
+    reference = model  # what the parity and int8 checks compare against
+    int8_form = getattr(model, "int8_form", None)
+    if callable(int8_form):  # e.g. MSN: the multilayer fusion as one convolution per block
+        model = cast("nn.Module", int8_form()).eval()
+        loaded = dataclasses.replace(loaded, model=model)
     head: HostLayers | None = None
     cut: list[str] = []
     if placement != "tpu":
@@ -1598,7 +1604,9 @@ def to_edgetpu(
     # ---- float parity of the streaming graph
     t0 = time.perf_counter()
     check_clips = clips[: max(0, num_check_clips)]
-    parity = streaming_parity(model, _with_head(streaming, head), check_clips or None, num_clips=1)
+    parity = streaming_parity(
+        reference, _with_head(streaming, head), check_clips or None, num_clips=1
+    )
     if head and parity > 1e-3:  # the host head is not what the clip model applies
         raise RuntimeError(
             f"classifier={placement!r}: the streaming features followed by the host layers "
@@ -1744,7 +1752,7 @@ def to_edgetpu(
         refs, gots = [], []
         with torch.no_grad():
             for clip in check_clips:
-                refs.append(model(*clip)[0].numpy())
+                refs.append(reference(*clip)[0].numpy())
                 gots.append(runner.run_clip(*clip))
         ref, got = np.stack(refs), np.stack(gots)
         agreement = float((ref.argmax(1) == got.argmax(1)).mean())

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -30,6 +30,7 @@ __all__ = [
     "InterpolationFusion",
     "MSN",
     "MSNStream",
+    "MultiLayerConcatForm",
     "MultiLayerFusion",
     "SSMAFusion",
     "SumFusion",
@@ -212,6 +213,60 @@ class MultiLayerFusion(_Fusion):
                 y_hat = y_hat + self.project[i - 1](out[-1])
             out.append(self.act(mix(y_hat)))
         return out
+
+    def concat_form(self, num_streams: int) -> MultiLayerConcatForm:
+        """The same function as one convolution per block over concatenated channels.
+
+        ``w_i * (F_1 + ... + F_n + P_i(y))`` is linear in every term, so it equals a 1×1×1
+        convolution of ``F_1 ⊕ ... ⊕ F_n ⊕ pool(y)`` whose weight is ``[w_i, ..., w_i,
+        w_i · p_i]`` (``p_i`` the bias-free projection) and whose bias is ``w_i``'s. For integer
+        inference: the sum ``ŷ_i`` is never materialised, so its heavy-tailed range is never
+        rounded to int8 (the Edge TPU export uses this form).
+        """
+        return MultiLayerConcatForm(self, num_streams)
+
+
+class MultiLayerConcatForm(_Fusion):
+    """:meth:`MultiLayerFusion.concat_form`: eq. (3) as ``y_i = ReLU(m_i * (F^i_1 ⊕ ... ⊕ F^i_n
+    ⊕ pool(y_{i-1})))``, a copy of the fusion's weights; outputs equal within float rounding."""
+
+    def __init__(self, fusion: MultiLayerFusion, num_streams: int) -> None:
+        super().__init__()
+        self.out_channels = fusion.out_channels
+        projections = [cast(nn.Sequential, p) for p in fusion.project]
+        self.pools = nn.ModuleList(_copy_module(p[0]) for p in projections)
+        self.mix = nn.ModuleList()
+        with torch.no_grad():
+            for i, mix in enumerate(cast(list[nn.Conv3d], list(fusion.mix))):
+                w = mix.weight.detach()  # (C_i, C_i, 1, 1, 1)
+                parts = [w] * num_streams
+                if i > 0:
+                    proj = cast(nn.Conv3d, projections[i - 1][1]).weight.detach()
+                    composed = w.flatten(1) @ proj.flatten(1)  # (C_i, C_{i-1})
+                    parts.append(composed[:, :, None, None, None])
+                weight = torch.cat(parts, dim=1)
+                conv = nn.Conv3d(weight.shape[1], weight.shape[0], 1)
+                conv.weight.copy_(weight)
+                assert mix.bias is not None and conv.bias is not None
+                conv.bias.copy_(mix.bias.detach())
+                self.mix.append(conv)
+        self.act = nn.ReLU()
+
+    def forward(self, per_stream: list[list[Tensor]]) -> list[Tensor]:
+        """``[y_1, ..., y_L]`` as :class:`MultiLayerFusion` computes them."""
+        out: list[Tensor] = []
+        for i, mix in enumerate(self.mix):
+            parts = [s[i] for s in per_stream]
+            if i > 0:
+                parts.append(self.pools[i - 1](out[-1]))
+            out.append(self.act(mix(torch.cat(parts, dim=1))))
+        return out
+
+
+def _copy_module(module: nn.Module) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(module)
 
 
 class InterpolationFusion(_Fusion):
@@ -544,6 +599,17 @@ class MSN(nn.Module):
     def forward(self, *tensors: Tensor) -> Tensor:
         """Logits ``(B, num_classes)`` for the inputs named by ``input_keys``, in that order."""
         return self.forward_head(self.forward_features(*tensors))
+
+    def int8_form(self) -> MSN:
+        """A copy computing the same function in a form better suited to integer inference:
+        a ``multilayer`` fusion becomes :meth:`MultiLayerFusion.concat_form` (other fusions are
+        unchanged). The Edge TPU export streams this copy; outputs match within float rounding."""
+        import copy
+
+        twin = copy.deepcopy(self)
+        if isinstance(self.fusion, MultiLayerFusion):
+            twin.fusion = self.fusion.concat_form(len(self.stream_names))
+        return twin.eval() if not self.training else twin
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace ``fc`` with a freshly He-initialised one of ``num_classes`` outputs."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -183,19 +184,22 @@ def test_msn_table_rows(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- end to end
+#: ``_predict_pass`` settings for TINY_MSN on the 20-frame synthetic video: two 8-frame windows.
+PASS_KW: dict[str, Any] = {
+    "window": 8,
+    "elr_size": (12, 16),
+    "input_size": (16, 16),
+    "flow_method": "farneback",
+}
+
+
 @pytest.mark.parametrize("streams", [["rgb", "flow", "mask"], ["rgb"]])
 def test_predict_pass_same_logits_with_and_without_pipeline(
     synthetic_video: Path, streams: list[str]
 ) -> None:
     kwargs = {**TINY_MSN, "streams": streams}
     model = lowres_har.create_model("msn", num_classes=3, **kwargs).eval()
-    common = {
-        "window": 8,
-        "elr_size": (12, 16),
-        "input_size": (16, 16),
-        "flow_method": "farneback",
-        "batch": 1,
-    }
+    common = {**PASS_KW, "batch": 1}
     with num_threads(1):
         wall, seconds, ref = _predict_pass(
             synthetic_video, model, model.input_keys, pipeline=False, **common
@@ -241,14 +245,7 @@ def test_end_to_end_onnxruntime_backend(synthetic_video: Path) -> None:
     """The onnxruntime model gives the eager model's logits on the same windows."""
     model = lowres_har.create_model("msn", num_classes=3, **TINY_MSN).eval()
     shapes = {k: (c, 8, 16, 16) for k, c in zip(model.input_keys, (3, 2, 1), strict=True)}
-    common = {
-        "window": 8,
-        "elr_size": (12, 16),
-        "input_size": (16, 16),
-        "flow_method": "farneback",
-        "batch": 2,
-        "pipeline": False,
-    }
+    common = {**PASS_KW, "batch": 2, "pipeline": False}
     with num_threads(1):
         ort_model = _onnxruntime_model(model, shapes, 1)
         _, _, ref = _predict_pass(synthetic_video, model, model.input_keys, **common)

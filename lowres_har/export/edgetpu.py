@@ -87,7 +87,6 @@ with the same runner (``delegate=None``), which is how the parity figures are me
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -96,7 +95,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -634,8 +633,9 @@ class EdgeTPURunner:
     The description (:func:`read_description`) says which interpreter tensor is which frame,
     the gates and each state, and where the classifier runs (``classifier="cpu"`` /
     ``"cpu_mlp"`` exports end with the host head's int8 input features; the runner dequantizes
-    them and applies the stored float layers, :attr:`host_layers`); states start at zero (quantized), each step's output states are
-    fed back (requantized when their scale/zero point differ from the input's), the gate row
+    them and applies the stored float layers, :attr:`host_layers`); states start at zero
+    (quantized), each step's output states are fed back (requantized when their scale/zero
+    point differ from the input's), the gate row
     ``schedule[s]`` is fed at step ``s``, frame ``t`` at step ``t`` and zeros after the clip
     ends (``num_steps >= num_frames``: the extra steps flush the temporal receptive field).
 
@@ -1555,7 +1555,7 @@ def to_edgetpu(
     int8_form = getattr(model, "int8_form", None)
     if callable(int8_form):  # e.g. MSN: the multilayer fusion as one convolution per block
         model = cast("nn.Module", int8_form()).eval()
-        loaded = dataclasses.replace(loaded, model=model)
+        loaded = replace(loaded, model=model)
     head: HostLayers | None = None
     cut: list[str] = []
     if placement != "tpu":

@@ -13,6 +13,7 @@ connected layers open; the values chosen here (and why) are listed in the model 
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from typing import Any, cast
@@ -234,7 +235,7 @@ class MultiLayerConcatForm(_Fusion):
         super().__init__()
         self.out_channels = fusion.out_channels
         projections = [cast(nn.Sequential, p) for p in fusion.project]
-        self.pools = nn.ModuleList(_copy_module(p[0]) for p in projections)
+        self.pools = nn.ModuleList(copy.deepcopy(p[0]) for p in projections)
         self.mix = nn.ModuleList()
         with torch.no_grad():
             for i, mix in enumerate(cast(list[nn.Conv3d], list(fusion.mix))):
@@ -261,12 +262,6 @@ class MultiLayerConcatForm(_Fusion):
                 parts.append(self.pools[i - 1](out[-1]))
             out.append(self.act(mix(torch.cat(parts, dim=1))))
         return out
-
-
-def _copy_module(module: nn.Module) -> nn.Module:
-    import copy
-
-    return copy.deepcopy(module)
 
 
 class InterpolationFusion(_Fusion):
@@ -604,8 +599,6 @@ class MSN(nn.Module):
         """A copy computing the same function in a form better suited to integer inference:
         a ``multilayer`` fusion becomes :meth:`MultiLayerFusion.concat_form` (other fusions are
         unchanged). The Edge TPU export streams this copy; outputs match within float rounding."""
-        import copy
-
         twin = copy.deepcopy(self)
         if isinstance(self.fusion, MultiLayerFusion):
             twin.fusion = self.fusion.concat_form(len(self.stream_names))

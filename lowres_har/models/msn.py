@@ -602,7 +602,7 @@ class MSN(nn.Module):
         twin = copy.deepcopy(self)
         if isinstance(self.fusion, MultiLayerFusion):
             twin.fusion = self.fusion.concat_form(len(self.stream_names))
-        return twin.eval() if not self.training else twin
+        return twin.train(self.training)  # the new fusion module starts in training mode
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace ``fc`` with a freshly He-initialised one of ``num_classes`` outputs."""

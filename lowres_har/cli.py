@@ -709,6 +709,12 @@ def _cmd_export(argv: list[str]) -> int:
         help="edgetpu: where the classifier runs: in the int8 graph (tpu, default), its final "
         "Linear on the host (cpu), or the whole fully connected head on the host (cpu_mlp)",
     )
+    p.add_argument(
+        "--equalize",
+        action="store_true",
+        help="edgetpu: equalise the activation ranges (folded into the weights) before "
+        "quantization (MSN; off by default, see the deployment guide)",
+    )
     p.add_argument("--no-check", action="store_true", help="write without failing on parity")
     p.add_argument("--json", type=Path, default=None, help="also write the report here")
     args = p.parse_args(argv)
@@ -764,6 +770,7 @@ def _cmd_export(argv: list[str]) -> int:
                 datamodule=datamodule,
                 num_calibration_clips=args.calibration_clips,
                 classifier=args.classifier,
+                equalize=args.equalize,
                 **common,
                 **kwargs,
             )

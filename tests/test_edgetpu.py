@@ -440,8 +440,13 @@ def test_msn_small_full_int8_export(tmp_path: Path, classifier: str, fusion: str
         num_check_clips=3,
         progress=False,
         classifier=classifier,
+        equalize=fusion == "multilayer",
     )  # check=True: raises on any checker problem
     assert report.check.ok and report.classifier == classifier
+    # multilayer: ranges equalised on the calibration clips (MSN.equalize_ranges); the parity
+    # below is against the original model, so the folded factors left the function unchanged
+    assert report.equalized == (fusion == "multilayer")
+    assert ("ranges equalised" in report.summary()) == report.equalized
     assert report.streaming_max_abs_diff < 1e-4
     assert "CONV_3D" not in report.op_counts and "CONV_2D" in report.op_counts
     assert {t.dtype for t in report.check.tensors} <= {"INT8", "INT32"}

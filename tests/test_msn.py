@@ -139,6 +139,99 @@ def test_int8_form_is_the_same_function(fusion: str) -> None:
     assert not torch.equal(model(*xs)[0], model(*xs)[1])  # two inputs, two outputs
 
 
+def _randomise_batchnorm(model: nn.Module, seed: int = 0) -> None:
+    """Spread the channels' ranges over a decade, as training does (fresh BN is the identity)."""
+    gen = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm3d):
+            c = m.num_features
+            m.running_mean.copy_(torch.rand(c, generator=gen) - 0.5)
+            m.running_var.copy_(0.2 + 2 * torch.rand(c, generator=gen))
+            m.weight.data.copy_(10 ** (-1 + 1.5 * torch.rand(c, generator=gen)))
+            m.bias.data.copy_(torch.rand(c, generator=gen) - 0.3)
+
+
+@pytest.mark.parametrize("streams", [("rgb", "flow", "mask"), ("rgb",)])
+@pytest.mark.parametrize("fusion_pool", [None, (2, 2, 2)])
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_equalized_int8_form_is_the_same_function(
+    fusion: str, fusion_pool: tuple[int, int, int] | None, streams: tuple[str, ...]
+) -> None:
+    torch.manual_seed(0)
+    model = MSN(5, fusion=fusion, streams=streams, fusion_pool=fusion_pool, **SMALL)
+    _randomise_batchnorm(model)
+    model.eval()
+    calibration = [_clips(model) for _ in range(2)]
+    twin = model.int8_form(calibration, channels=1.0, tensors=1.0)
+    after = twin.state_dict()
+    changed = [
+        name
+        for name, p in model.state_dict().items()
+        if name in after and p.shape == after[name].shape and not torch.equal(p, after[name])
+    ]
+    assert changed  # the factors were folded into weights
+    xs = [x[:1] for x in _clips(model, batch=3)]
+    with torch.no_grad():
+        ref = model(*xs)
+        torch.testing.assert_close(twin(*xs), ref, atol=1e-4 * float(ref.abs().max()), rtol=0)
+
+
+@pytest.mark.parametrize("fusion", ["multilayer", "concat", "sum"])
+def test_equalize_ranges_evens_out_the_channels(fusion: str) -> None:
+    torch.manual_seed(0)
+    model = MSN(5, fusion=fusion, **SMALL)
+    _randomise_batchnorm(model)
+    model.eval()
+    calibration = [_clips(model)]
+    keys = model.stream_names
+
+    def spread(net: MSN) -> list[float]:
+        """max / min of the active channels' maxima, per stream block output (``sum``: but
+        the last, whose factors the streams share so that their sum stays a sum)."""
+        with torch.no_grad():
+            per = [net.streams[k](x) for k, x in zip(keys, calibration[0], strict=True)]
+        out = []
+        for maps in per:
+            for f in maps[:-1] if fusion == "sum" else maps:
+                m = f.transpose(0, 1).flatten(1).amax(1)
+                m = m[m > 1e-3 * m.max()]
+                out.append(float(m.max() / m.min()))
+        return out
+
+    before = spread(model)
+    assert max(before) > 5  # the test model has uneven channels to start with
+    full = spread(model.int8_form(calibration, channels=1.0, tensors=1.0))
+    assert max(full) < 1 + 1e-4  # every active channel now peaks at the same value
+    half = spread(model.int8_form(calibration, channels=0.5, tensors=0.5))
+    for b, h in zip(before, half, strict=True):  # strength 1/2: the spread's square root
+        assert h == pytest.approx(math.sqrt(b), rel=1e-3)
+    if fusion != "sum":  # tensors=1: the concatenated streams' last maps peak together
+        twin = model.int8_form(calibration, channels=0.0, tensors=1.0)
+        with torch.no_grad():
+            peaks = [
+                float(twin.streams[k](x)[-1].max())
+                for k, x in zip(keys, calibration[0], strict=True)
+            ]
+        assert max(peaks) / min(peaks) == pytest.approx(1.0, abs=1e-4)
+    same = model.int8_form(calibration, channels=0.0, tensors=0.0)
+    for p, q in zip(model.parameters(), same.parameters(), strict=False):
+        if p.shape == q.shape:
+            assert torch.equal(p, q)
+
+
+def test_equalize_ranges_errors() -> None:
+    model = MSN(5, fusion="multilayer", **SMALL).eval()
+    with pytest.raises(ValueError, match="concat form"):
+        model.equalize_ranges([_clips(model)])
+    twin = model.int8_form()
+    with pytest.raises(ValueError, match="channels"):
+        twin.equalize_ranges([_clips(model)], channels=1.5)
+    with pytest.raises(ValueError, match="no calibration clips"):
+        twin.equalize_ranges([])
+    with pytest.raises(ValueError, match="share B, T, H, W"):
+        twin.equalize_ranges([[x[:, :, :4] if i else x for i, x in enumerate(_clips(model))]])
+
+
 def test_interpolation_equation() -> None:
     per = _per_stream(3, (4, 5), [(4, 6, 6), (2, 3, 3)])
     maps = [s[-1] for s in per]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 import torch
@@ -595,20 +595,233 @@ class MSN(nn.Module):
         """Logits ``(B, num_classes)`` for the inputs named by ``input_keys``, in that order."""
         return self.forward_head(self.forward_features(*tensors))
 
-    def int8_form(self) -> MSN:
-        """A copy computing the same function in a form better suited to integer inference:
-        a ``multilayer`` fusion becomes :meth:`MultiLayerFusion.concat_form` (other fusions are
-        unchanged). The Edge TPU export streams this copy; outputs match within float rounding."""
+    def int8_form(
+        self,
+        calibration: Iterable[Sequence[Tensor]] | None = None,
+        *,
+        channels: float = 0.5,
+        tensors: float = 0.5,
+    ) -> MSN:
+        """A copy computing the same function in a form better suited to integer inference.
+
+        A ``multilayer`` fusion becomes :meth:`MultiLayerFusion.concat_form` (other fusions keep
+        theirs). With ``calibration`` clips the copy's activation ranges are also equalised
+        (:meth:`equalize_ranges`). The Edge TPU export streams this copy; its outputs equal the
+        original's within float rounding.
+
+        Args:
+            calibration: clips, each a sequence of ``(B, C, T, H, W)`` tensors in
+                ``input_keys`` order, on which :meth:`equalize_ranges` measures the ranges;
+                ``None``: no equalisation.
+            channels, tensors: :meth:`equalize_ranges`'s exponents.
+        """
         twin = copy.deepcopy(self)
         if isinstance(self.fusion, MultiLayerFusion):
             twin.fusion = self.fusion.concat_form(len(self.stream_names))
-        return twin.train(self.training)  # the new fusion module starts in training mode
+        twin.train(self.training)  # the new fusion module starts in training mode
+        if calibration is not None:
+            twin.equalize_ranges(calibration, channels=channels, tensors=tensors)
+        return twin
+
+    @torch.no_grad()
+    def equalize_ranges(
+        self,
+        clips: Iterable[Sequence[Tensor]],
+        *,
+        channels: float = 0.5,
+        tensors: float = 0.5,
+    ) -> dict[str, Tensor]:
+        """Rescale feature channels so that int8's per-tensor scales suit them all (in place).
+
+        Integer inference rounds every activation tensor on one scale, set by its largest
+        channel, and a concatenation rounds all its inputs on the scale of the largest input:
+        in MSN-S the RGB stream's maps peak about 5× lower than the mask stream's, so where
+        the multilayer fusion concatenates them they keep a fifth of the resolution. ReLU, max
+        pooling and concatenation commute with a positive per-channel factor, so a block output
+        ``F`` may be replaced by ``a ⊙ F`` (its BatchNorm affine, or its fusion convolution,
+        multiplied by ``a``) when every consumer divides its input weights for those channels
+        by ``a``: the network's function does not change (up to float rounding).
+
+        With ``m_c`` channel ``c``'s maximum over ``clips``, ``m = max_c m_c`` the tensor's and
+        ``M`` the largest of the tensors concatenated with it (``M = m`` for a tensor no
+        concatenation joins), ``a_c = (M / m) ** tensors · (m / m_c) ** channels``; channels
+        never active (``m_c ≤ 1e-3·m``) keep ``a_c = 1``. Exponent 1 equalises the ranges
+        fully; the cost is on the weight side, since a consumer's input weights divided by
+        large factors lose precision in turn under its per-output-channel weight scale. The
+        defaults (1/2, 1/2) split the spread between the two (chosen on the SynthActions
+        validation split, see the deployment guide).
+
+        Covered: every stream block output, the fusion's inputs and the fused map (the head's
+        input). Channels entering a sum (``sum``, ``interpolation``) share one factor across
+        the streams, so the sum stays a sum; multilayer must be in :meth:`int8_form`'s concat
+        form.
+
+        Args:
+            clips: calibration clips, each a sequence of ``(B, C, T, H, W)`` tensors in
+                ``input_keys`` order.
+            channels: exponent in ``[0, 1]`` for the spread between a tensor's channels.
+            tensors: exponent in ``[0, 1]`` for the spread between concatenated tensors.
+
+        Returns:
+            The factors applied, ``(C,)`` each, by tensor name (``"<stream>.<block>"``,
+            ``"fused.<block>"``).
+        """
+        for what, value in (("channels", channels), ("tensors", tensors)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{what} must be in [0, 1], got {value}")
+        fusion = self.fusion
+        if isinstance(fusion, MultiLayerFusion):
+            raise ValueError("equalize_ranges needs the concat form: call int8_form(calibration)")
+        was_training = self.training
+        self.eval()
+        names = list(self.stream_names)
+        blocks = len(cast(MSNStream, self.streams[names[0]]).blocks)
+        stream_max: list[list[Tensor]] | None = None
+        fused_max: list[Tensor] | None = None
+        for clip in clips:
+            xs = tuple(clip)
+            self._check(xs)
+            per_stream = [self.streams[n](x) for n, x in zip(names, xs, strict=True)]
+            fused = fusion(per_stream)
+            s_max = [[_channel_max(f) for f in maps] for maps in per_stream]
+            f_max = [_channel_max(f) for f in fused]
+            if stream_max is None or fused_max is None:
+                stream_max, fused_max = s_max, f_max
+            else:
+                stream_max = [
+                    [torch.maximum(a, b) for a, b in zip(old, new, strict=True)]
+                    for old, new in zip(stream_max, s_max, strict=True)
+                ]
+                fused_max = [torch.maximum(a, b) for a, b in zip(fused_max, f_max, strict=True)]
+        self.train(was_training)
+        if stream_max is None or fused_max is None:
+            raise ValueError("equalize_ranges: no calibration clips")
+        factors: dict[str, Tensor] = {}
+        last = blocks - 1
+        n = len(names)
+
+        def layer(s: int, i: int, k: int) -> nn.Module:  # k: 1 conv, 2 BatchNorm
+            return cast(nn.Sequential, cast(MSNStream, self.streams[names[s]]).blocks[i])[k]
+
+        def bn(s: int, i: int) -> nn.BatchNorm3d:
+            return cast(nn.BatchNorm3d, layer(s, i, 2))
+
+        def conv(s: int, i: int) -> nn.Conv3d:
+            return cast(nn.Conv3d, layer(s, i, 1))
+
+        head = next(m for m in self.mlp if isinstance(m, nn.Linear))
+        grid = math.prod(self.head_grid)
+        # stream blocks before the last: consumed by the stream's next convolution (and, in the
+        # multilayer concat form, by that block's fusion convolution)
+        ml = fusion if isinstance(fusion, MultiLayerConcatForm) else None
+        concat_form = ml is not None
+        for i in range(last + (1 if concat_form else 0)):
+            group = [stream_max[s][i] for s in range(n)]
+            if concat_form and i > 0:
+                group.append(fused_max[i - 1])  # pool(y_(i-1)) joins the same concatenation
+            for s in range(n):
+                top = _group_top(group if concat_form else [stream_max[s][i]], concat_form)
+                a = _range_factors(stream_max[s][i], top, channels, tensors)
+                factors[f"{names[s]}.{i}"] = a
+                _scale_out(bn(s, i), a)
+                if i < last:
+                    _scale_in(conv(s, i + 1), a)
+                if ml is not None:
+                    _scale_in(cast(nn.Conv3d, ml.mix[i]), a, start=s * a.numel())
+        if ml is not None:
+            mixes = cast(list[nn.Conv3d], list(ml.mix))
+            for i, mix in enumerate(mixes):
+                nxt = [stream_max[s][i + 1] for s in range(n)] if i < last else []
+                top = _group_top([fused_max[i], *nxt], True)
+                a = _range_factors(fused_max[i], top, channels, tensors)
+                factors[f"fused.{i}"] = a
+                _scale_out(mix, a)
+                if i < last:
+                    _scale_in(mixes[i + 1], a, start=n * stream_max[0][i + 1].numel())
+                else:
+                    _scale_in(head, a, repeat=grid)
+            return factors
+        # the last stream block and the fused map
+        if isinstance(fusion, ConcatFusion | SSMAFusion | _SingleStream):
+            top = _group_top([stream_max[s][last] for s in range(n)], True)
+            parts = [_range_factors(stream_max[s][last], top, channels, tensors) for s in range(n)]
+            joint = torch.cat(parts)
+            gate = fusion.gate if isinstance(fusion, SSMAFusion) else None
+            first_gate = gate if isinstance(gate, nn.Conv3d) else None
+            if isinstance(gate, nn.Sequential):
+                first_gate = cast(nn.Conv3d, gate[0])
+            for s, a in enumerate(parts):
+                factors[f"{names[s]}.{last}"] = a
+                _scale_out(bn(s, last), a)
+            if first_gate is not None:
+                _scale_in(first_gate, joint)
+            # y = y_cat (concat, single) or y_cat ⊙ σ(gate(y_cat)) (ssma): scaled like y_cat
+            factors[f"fused.{last}"] = joint
+            _scale_in(head, joint, repeat=grid)
+        else:  # sum, interpolation: one factor per channel shared by the streams and the sum
+            m = torch.stack([stream_max[s][last] for s in range(n)] + [fused_max[-1]]).amax(0)
+            a = _range_factors(m, m.max(), channels, tensors)
+            for s in range(n):
+                factors[f"{names[s]}.{last}"] = a
+                _scale_out(bn(s, last), a)
+            if isinstance(fusion, InterpolationFusion):
+                width = a.numel()
+                for s in range(n):
+                    _scale_in(fusion.kappa_i, a, start=s * width)
+                    _scale_in(cast(nn.Conv3d, fusion.kappa_s[s]), a, start=width)
+            factors[f"fused.{last}"] = a
+            _scale_in(head, a, repeat=grid)
+        return factors
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace ``fc`` with a freshly He-initialised one of ``num_classes`` outputs."""
         self.fc = nn.Linear(self.fc.in_features, num_classes)
         _he_normal_(self.fc.weight)
         nn.init.zeros_(self.fc.bias)
+
+
+def _channel_max(x: Tensor) -> Tensor:
+    """Per-channel maximum of ``(B, C, ...)``: ``(C,)``."""
+    return x.detach().transpose(0, 1).flatten(1).amax(1)
+
+
+def _group_top(maxima: Sequence[Tensor], joint: bool) -> Tensor:
+    """The range the factors aim at: the largest channel maximum of the group (``joint``, a
+    concatenation rounded on one scale) or of the first tensor alone."""
+    return torch.stack([m.max() for m in maxima]).max() if joint else maxima[0].max()
+
+
+def _range_factors(m: Tensor, top: Tensor, channels: float, tensors: float) -> Tensor:
+    """Factors for a tensor of channel maxima ``m`` ``(C,)`` in a group peaking at ``top``:
+    ``(top / max(m)) ** tensors · (max(m) / m_c) ** channels``; 1 where ``m_c`` is (nearly) 0."""
+    own = m.max()
+    if float(own) <= 0.0:
+        return torch.ones_like(m)
+    active = m > 1e-3 * own
+    a = (top / own) ** tensors * (own / m.clamp_min(1e-12)) ** channels
+    return torch.where(active, a, torch.ones_like(m))
+
+
+def _scale_out(module: nn.Module, a: Tensor) -> None:
+    """Multiply a BatchNorm's affine or a convolution's output channels by ``a`` ``(C,)``."""
+    if isinstance(module, nn.BatchNorm3d):
+        assert module.weight is not None and module.bias is not None
+        module.weight.mul_(a)
+        module.bias.mul_(a)
+    elif isinstance(module, nn.Conv3d):
+        module.weight.mul_(a.view(-1, 1, 1, 1, 1))
+        if module.bias is not None:
+            module.bias.mul_(a)
+    else:  # pragma: no cover - the callers pass only these
+        raise TypeError(f"cannot scale the outputs of {type(module).__name__}")
+
+
+def _scale_in(module: nn.Conv3d | nn.Linear, a: Tensor, *, start: int = 0, repeat: int = 1) -> None:
+    """Divide input channels ``start ...`` of a convolution or linear layer by ``a`` (each
+    factor over ``repeat`` consecutive inputs: a flattened ``(C, grid)`` layout)."""
+    a = a.repeat_interleave(repeat)
+    shape = (1, -1) + (1,) * (module.weight.dim() - 2)
+    module.weight[:, start : start + a.numel()].div_(a.view(shape))
 
 
 _PAPER = Paper(

@@ -710,10 +710,10 @@ def _cmd_export(argv: list[str]) -> int:
         "Linear on the host (cpu), or the whole fully connected head on the host (cpu_mlp)",
     )
     p.add_argument(
-        "--equalize",
+        "--no-equalize",
         action="store_true",
-        help="edgetpu: equalise the activation ranges (folded into the weights) before "
-        "quantization (MSN; off by default, see the deployment guide)",
+        help="edgetpu: skip the activation-range equalisation folded into the weights before "
+        "quantization (MSN; see the deployment guide)",
     )
     p.add_argument("--no-check", action="store_true", help="write without failing on parity")
     p.add_argument("--json", type=Path, default=None, help="also write the report here")
@@ -770,7 +770,7 @@ def _cmd_export(argv: list[str]) -> int:
                 datamodule=datamodule,
                 num_calibration_clips=args.calibration_clips,
                 classifier=args.classifier,
-                equalize=args.equalize,
+                equalize=not args.no_equalize,
                 **common,
                 **kwargs,
             )

@@ -440,7 +440,7 @@ def test_msn_small_full_int8_export(tmp_path: Path, classifier: str, fusion: str
         num_check_clips=3,
         progress=False,
         classifier=classifier,
-        equalize=fusion == "multilayer",
+        equalize=fusion == "multilayer",  # default True; the sum case runs without
     )  # check=True: raises on any checker problem
     assert report.check.ok and report.classifier == classifier
     # multilayer: ranges equalised on the calibration clips (MSN.equalize_ranges); the parity

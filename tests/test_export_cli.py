@@ -43,7 +43,7 @@ def test_export_edgetpu_with_the_head_on_the_host(
     kwargs = '{"kernel_size": 3, "widths": [4, 8, 8], "fc_widths": [16, 16, 16], "num_frames": 4}'
     argv = ["export", "edgetpu", "--model", "msn", "--model-kwargs", kwargs, "--size", "32", "32"]
     argv += ["--data", str(conf), "--calibration-clips", "2", "--classifier", "cpu_mlp"]
-    assert main([*argv, "-o", str(out), "--json", str(report_path), "--equalize"]) == 0
+    assert main([*argv, "-o", str(out), "--json", str(report_path)]) == 0
     printed = capsys.readouterr().out
     assert "classifier on the CPU_MLP" in printed and "ranges equalised" in printed
     report = json.loads(report_path.read_text())

@@ -964,12 +964,13 @@ def write_video(
     fps: float = 25.0,
     codec: str = "h264",
     crf: int = 18,
+    bitexact: bool = True,
 ) -> Path:
     """Encode ``uint8`` RGB frames ``(T, H, W, 3)`` to a video file.
 
     H.264 and MPEG-4 need even sizes; odd heights/widths are padded by one edge row/column (MJPEG
-    keeps odd sizes). Encoding is single-threaded and the muxer runs in bit-exact mode, so the
-    same frames always give the same bytes.
+    keeps odd sizes). Encoding is single-threaded and the muxer runs in bit-exact mode (no random
+    container IDs or version strings).
 
     Args:
         path: output file; the container follows the suffix (``.mp4``, ``.avi``, ``.mkv``).
@@ -977,6 +978,12 @@ def write_video(
         fps: frame rate written to the stream (frames per second, > 0).
         codec: ``"h264"`` (libx264, yuv420p), ``"mpeg4"`` or ``"mjpeg"``.
         crf: H.264 constant rate factor (lower is higher quality).
+        bitexact: make equal frames give equal bytes on every run. libx264's hand-written SIMD
+            (its AVX-512 paths on the CPUs we test on) gives run-to-run different bitstreams for
+            the same frames, so with ``True`` x264 runs its portable C code (``asm=0``; encoding
+            is about 3x slower, which for eLR-sized clips is still milliseconds per clip) and the
+            MPEG-4 / MJPEG encoders get FFmpeg's bit-exact flag. ``False`` encodes faster and
+            the bytes (and so the decoded pixels) may differ between runs.
 
     Returns:
         The written path.
@@ -1005,7 +1012,10 @@ def write_video(
         if codec == "h264":
             stream = container.add_stream("libx264", rate=rate)
             stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+            options: dict[str, object] = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+            if bitexact:
+                options["x264-params"] = "asm=0"
+            stream.options = options
         elif codec == "mpeg4":
             stream = container.add_stream("mpeg4", rate=rate)
             stream.pix_fmt = "yuv420p"
@@ -1014,6 +1024,8 @@ def write_video(
             stream.pix_fmt = "yuvj420p"
         stream.height, stream.width = frames.shape[1], frames.shape[2]
         stream.thread_count = 1
+        if bitexact and codec != "h264":
+            stream.codec_context.flags |= av.codec.context.Flags.bitexact
         for img in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 container.mux(packet)

@@ -111,6 +111,18 @@ def test_write_is_deterministic(tmp_path: Path, suffix: str, codec: str) -> None
     assert c != a
 
 
+@pytest.mark.parametrize("suffix,codec", [(".mp4", "h264"), (".avi", "mpeg4")])
+def test_write_without_bitexact_still_decodes(tmp_path: Path, suffix: str, codec: str) -> None:
+    clip = _clip(5)
+    fast = write_video(tmp_path / f"fast{suffix}", clip, codec=codec, bitexact=False)
+    exact = write_video(tmp_path / f"exact{suffix}", clip, codec=codec)
+    a, _ = read_video(fast)
+    b, _ = read_video(exact)
+    assert a.shape == b.shape == clip.shape
+    # the same encoder settings apart from the SIMD / bit-exact switch: nearly the same pixels
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 2.0
+
+
 def test_write_rejects_bad_input(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="uint8"):
         write_video(tmp_path / "x.mp4", _clip(2).astype(np.float32))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import cast
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ import lowres_har
 from lowres_har.models.msn import (
     FUSIONS,
     MSN,
+    MULTILAYER_INITS,
     ConcatFusion,
     InterpolationFusion,
     MultiLayerFusion,
@@ -377,6 +379,47 @@ def test_he_normal_initialisation() -> None:
             assert torch.count_nonzero(m.bias) == 0, name
         checked += 1
     assert checked == 3 * 3 + 1 + 3 + 3 + 1  # stream convs, k_I, k_s^a, hidden, fc
+
+
+def test_multilayer_init_fan_in() -> None:
+    """``concat_fan_in`` draws ``w_i`` He-normal over the summed maps' channels (k·C_i), ``he``
+    over C_i; nothing else changes, and the fused map then starts at a stream's scale."""
+    models = {}
+    for mode in MULTILAYER_INITS:
+        torch.manual_seed(0)
+        models[mode] = MSN(num_classes=12, fusion="multilayer", multilayer_init=mode)
+    for i, (cf, he) in enumerate(
+        zip(models["concat_fan_in"].fusion.mix, models["he"].fusion.mix, strict=True)
+    ):
+        terms = 3 + (i > 0)
+        for conv, fan_in in ((cf, conv_in(cf) * terms), (he, conv_in(he))):
+            w = conv.weight.detach()
+            want = math.sqrt(2.0 / fan_in)
+            assert abs(float(w.std()) / want - 1) < 5.0 / math.sqrt(2 * w.numel()), (i, fan_in)
+            assert torch.count_nonzero(conv.bias) == 0
+    rest = {k: v for k, v in models["he"].state_dict().items() if not k.startswith("fusion.mix")}
+    for k, v in rest.items():
+        assert torch.equal(models["concat_fan_in"].state_dict()[k], v), k
+    small = dict(SMALL, widths=(16, 32, 64))
+    ratios = {}
+    for mode in MULTILAYER_INITS:
+        torch.manual_seed(0)
+        model = MSN(num_classes=12, fusion="multilayer", multilayer_init=mode, **small).train()
+        clips = _clips(model, batch=4)
+        with torch.no_grad():
+            fused = model.forward_features(*clips)[-1]
+            stream = model.streams["rgb"](clips[0])[-1]
+        ratios[mode] = float(fused.pow(2).mean().sqrt() / stream.pow(2).mean().sqrt())
+    # measured: 2.3 and 11.2 (the sum of three streams alone is ~1.7x one stream)
+    assert ratios["concat_fan_in"] < 3.0 and ratios["he"] > 3 * ratios["concat_fan_in"], ratios
+    with pytest.raises(ValueError, match="unknown multilayer_init 'xavier'"):
+        MSN(fusion="multilayer", multilayer_init="xavier", **SMALL)
+    with pytest.raises(ValueError, match="unknown multilayer_init 'xavier'"):
+        MSN(fusion="sum", multilayer_init="xavier", **SMALL)
+
+
+def conv_in(conv: nn.Module) -> int:
+    return int(cast(nn.Conv3d, conv).in_channels)
 
 
 @pytest.mark.parametrize("fusion", FUSIONS)

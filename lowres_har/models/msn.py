@@ -30,6 +30,7 @@ __all__ = [
     "GlobalMaxPool3d",
     "InterpolationFusion",
     "MSN",
+    "MULTILAYER_INITS",
     "MSNStream",
     "MultiLayerConcatForm",
     "MultiLayerFusion",
@@ -46,6 +47,8 @@ STREAMS: dict[str, tuple[str, int]] = {
 }
 #: accepted values of ``fusion``.
 FUSIONS: tuple[str, ...] = ("concat", "sum", "multilayer", "interpolation", "ssma")
+#: accepted values of ``multilayer_init`` (see :meth:`MultiLayerFusion.init_mix_`).
+MULTILAYER_INITS: tuple[str, ...] = ("concat_fan_in", "he")
 
 Triple = tuple[int, int, int]
 
@@ -214,6 +217,31 @@ class MultiLayerFusion(_Fusion):
                 y_hat = y_hat + self.project[i - 1](out[-1])
             out.append(self.act(mix(y_hat)))
         return out
+
+    def init_mix_(self, num_streams: int, mode: str = "concat_fan_in") -> None:
+        """Set the He fan-in of the mixing convolutions ``w_i`` drawn by MSN's initialisation.
+
+        ``w_i * (F_1 + ... + F_n + P_i(y))`` is a convolution over ``k`` summed maps (``k = n`` in
+        block 1, ``n + 1`` after it). ``"concat_fan_in"`` gives ``w_i`` the std
+        ``sqrt(2 / (k · C_i))``: He's rule for the fan-in of the equivalent convolution over the
+        concatenated maps (:meth:`concat_form`), which keeps ``y_i`` at the scale of one stream's
+        output. ``"he"`` keeps the fan-in ``C_i`` of ``w_i`` alone; the sum's scale then compounds
+        through the blocks (with three streams the fused map starts about 4× larger than a
+        stream's output and the initial logits about 4× larger than the ``sum`` fusion's).
+
+        Expects ``w_i`` drawn He-normal over ``C_i`` (as :class:`MSN` does) and rescales it, so
+        no random numbers are drawn and the rest of the initialisation does not depend on
+        ``mode``.
+        """
+        if mode not in MULTILAYER_INITS:
+            raise ValueError(
+                f"unknown multilayer_init {mode!r}; choose from {list(MULTILAYER_INITS)}"
+            )
+        if mode == "he":
+            return
+        with torch.no_grad():
+            for i, mix in enumerate(cast(list[nn.Conv3d], list(self.mix))):
+                mix.weight.mul_(1.0 / math.sqrt(num_streams + (1 if i > 0 else 0)))
 
     def concat_form(self, num_streams: int) -> MultiLayerConcatForm:
         """The same function as one convolution per block over concatenated channels.
@@ -409,6 +437,9 @@ class MSN(nn.Module):
         input_size: ``(H, W)`` the head is built for (paper: 32×32).
         fusion_kernel: kernel of the ``interpolation`` convolutions ``κ_I``, ``κ_s``.
         reduction: bottleneck of the ``ssma`` gate (1: the paper's single 1×1×1 convolution).
+        multilayer_init: fan-in of the He initialisation of the ``multilayer`` mixing
+            convolutions: ``"concat_fan_in"`` (default) the summed maps' channels together,
+            ``"he"`` one map's (see :meth:`MultiLayerFusion.init_mix_`).
     """
 
     input_keys: tuple[str, ...]
@@ -429,6 +460,7 @@ class MSN(nn.Module):
         input_size: Sequence[int] = (32, 32),
         fusion_kernel: int = 1,
         reduction: int = 1,
+        multilayer_init: str = "concat_fan_in",
     ) -> None:
         super().__init__()
         if fusion not in FUSIONS:
@@ -508,6 +540,12 @@ class MSN(nn.Module):
         self.mlp = nn.Sequential(*hidden)
         self.fc = nn.Linear(cin, num_classes)
         _init_weights(self)
+        if isinstance(self.fusion, MultiLayerFusion):
+            self.fusion.init_mix_(n, multilayer_init)
+        elif multilayer_init not in MULTILAYER_INITS:
+            raise ValueError(
+                f"unknown multilayer_init {multilayer_init!r}; choose from {list(MULTILAYER_INITS)}"
+            )
 
     @staticmethod
     def _padding(padding: str | int, kernel: Triple) -> Triple:
@@ -868,7 +906,8 @@ _CARD = ModelCard(
         "(default 1×1×1), gates sigmoid, no nonlinearity between them",
         "ssma": "reduction=1: the paper's single 1×1×1 gate; reduction>1 adds SSMA's bottleneck",
         "init": "He normal (std sqrt(2/fan_in)) for every convolution and linear layer, zero "
-        "biases, as sec. IV-C",
+        "biases, as sec. IV-C; the multilayer mixing convolutions w_i count the fan-in of the "
+        "k summed maps (std sqrt(2/(k·C_i)), multilayer_init='concat_fan_in'); 'he' uses C_i",
     },
     reported_results=(
         ReportedResult(

@@ -53,6 +53,11 @@ MULTILAYER_INITS: tuple[str, ...] = ("concat_fan_in", "he")
 Triple = tuple[int, int, int]
 
 
+def _check_multilayer_init(mode: str) -> None:
+    if mode not in MULTILAYER_INITS:
+        raise ValueError(f"unknown multilayer_init {mode!r}; choose from {list(MULTILAYER_INITS)}")
+
+
 def _triple(value: int | Sequence[int], what: str) -> Triple:
     out = (value,) * 3 if isinstance(value, int) else tuple(int(v) for v in value)
     if len(out) != 3 or any(v < 1 for v in out):
@@ -233,10 +238,7 @@ class MultiLayerFusion(_Fusion):
         no random numbers are drawn and the rest of the initialisation does not depend on
         ``mode``.
         """
-        if mode not in MULTILAYER_INITS:
-            raise ValueError(
-                f"unknown multilayer_init {mode!r}; choose from {list(MULTILAYER_INITS)}"
-            )
+        _check_multilayer_init(mode)
         if mode == "he":
             return
         with torch.no_grad():
@@ -542,10 +544,8 @@ class MSN(nn.Module):
         _init_weights(self)
         if isinstance(self.fusion, MultiLayerFusion):
             self.fusion.init_mix_(n, multilayer_init)
-        elif multilayer_init not in MULTILAYER_INITS:
-            raise ValueError(
-                f"unknown multilayer_init {multilayer_init!r}; choose from {list(MULTILAYER_INITS)}"
-            )
+        else:
+            _check_multilayer_init(multilayer_init)
 
     @staticmethod
     def _padding(padding: str | int, kernel: Triple) -> Triple:
